@@ -1,0 +1,213 @@
+// The shapes shared by the engine and both runtimes. Config types describe the validated mesh file with
+// defaults applied; Compiled* types are the frozen objects the hot path reads. Nothing here imports a
+// runtime package: the engine must be embeddable anywhere.
+
+/** Milliseconds since an arbitrary origin. Injected so policies can be tested without sleeping. */
+export interface Clock {
+  now(): number
+}
+/** A uniform float in [0, 1). Injected so weighted picks, faults and jitter are exact in tests. */
+export type Random = () => number
+
+export const systemClock: Clock = { now: () => performance.now() }
+export const systemRandom: Random = Math.random
+
+// ---------------------------------------------------------------------------------------------
+// Validated config (what `loadConfig` returns). Durations are milliseconds, percents 0–100.
+
+export interface StringMatch {
+  exact?: string
+  prefix?: string
+  regex?: string
+  /** true: the header/param must be present (any value); false: it must be absent. */
+  present?: boolean
+}
+export interface PathMatch {
+  exact?: string
+  /** Segment-aware: `/api` matches `/api` and `/api/x`, not `/apix` (Gateway API). */
+  prefix?: string
+  regex?: string
+}
+export interface RouteMatchConfig {
+  path?: PathMatch
+  /** Upper-case method names; any of them matches. */
+  methods?: string[]
+  headers?: Record<string, StringMatch>
+  query?: Record<string, StringMatch>
+}
+export interface RetryConfig {
+  /** Retries after the first try (Istio's `attempts`): 2 means up to 3 tries in all. */
+  attempts: number
+  perTryTimeout: number
+  /** Conditions: 5xx, gateway-error, reset, connect-failure, retriable-4xx, or status codes as strings. */
+  on: string[]
+  backoff: { base: number; max: number }
+  /** Methods that may be retried: idempotent ones unless the route lists others (e.g. POST). */
+  methods: string[]
+}
+export interface RetryBudgetConfig {
+  /** Retries may add at most this percent of the active requests... */
+  percent: number
+  /** ...but at least this many retries per second are always allowed. */
+  minPerSecond: number
+}
+export interface FaultConfig {
+  delay?: { percent: number; duration: number }
+  abort?: { percent: number; status: number }
+}
+export interface HeaderOps {
+  set: Record<string, string>
+  add: Record<string, string>
+  remove: string[]
+}
+export interface RewriteConfig {
+  /** Replace the matched path prefix with this one. */
+  prefix?: string
+  /** Replace the whole path. */
+  path?: string
+  /** Replace the Host/authority sent upstream. */
+  host?: string
+}
+export interface RouteConfig {
+  name: string
+  match: RouteMatchConfig
+  /** target name → relative weight */
+  to: Record<string, number>
+  stickiness?: { header?: string; cookie?: string }
+  timeout: number
+  retries: RetryConfig
+  fault?: FaultConfig
+  mirror?: { target: string; percent: number }
+  headers: { request: HeaderOps; response: HeaderOps }
+  rewrite?: RewriteConfig
+}
+export const LoadBalancers = { roundRobin: 'round-robin', leastRequest: 'least-request' } as const
+export type LoadBalancer = (typeof LoadBalancers)[keyof typeof LoadBalancers]
+
+export type TargetConfig =
+  | { kind: 'lambda'; name: string; functionName: string; qualifier?: string }
+  | {
+      kind: 'http'
+      name: string
+      /** Static endpoints as `http(s)://host:port`; or DNS names re-resolved every `dnsRefresh` ms. */
+      endpoints: string[]
+      dns?: { host: string; port: number; protocol: 'http' | 'https' }
+      dnsRefresh: number
+      loadBalancer: LoadBalancer
+    }
+export interface OutlierConfig {
+  consecutive5xx: number
+  consecutiveGatewayErrors: number
+  interval: number
+  baseEjectionTime: number
+  maxEjectionPercent: number
+}
+export interface CircuitBreakerConfig {
+  maxConnections: number
+  maxPendingRequests: number
+  maxRequests: number
+}
+export interface ServiceConfig {
+  name: string
+  targets: Record<string, TargetConfig>
+  routes: RouteConfig[]
+  outlierDetection: OutlierConfig
+  circuitBreaker: CircuitBreakerConfig
+  retryBudget: RetryBudgetConfig
+}
+export interface GatewayRouteConfig {
+  name: string
+  match: RouteMatchConfig
+  service: string
+  rewrite?: RewriteConfig
+}
+export interface TracingConfig {
+  /** X-Ray's default rule: the first `reservoirPerSecond` requests each second, then `rate` percent. */
+  sampling: { reservoirPerSecond: number; rate: number }
+}
+export interface MeshConfig {
+  version: 1
+  mesh: string
+  gateway: { routes: GatewayRouteConfig[] }
+  services: Record<string, ServiceConfig>
+  tracing: TracingConfig
+  accessLog: boolean
+  /** Where it came from, for messages. */
+  source: string
+}
+
+// ---------------------------------------------------------------------------------------------
+// The abstract request and response both runtimes hand the pipeline.
+
+/** Lower-case header names, as node:http and undici deliver them. */
+export type HeaderMap = Record<string, string | string[] | undefined>
+
+/** A body already in memory can be replayed for a retry or a mirror; a stream cannot. */
+export type MeshBody = Uint8Array | string | AsyncIterable<Uint8Array> | null
+
+export interface MeshRequest {
+  method: string
+  /** Path with query string, e.g. `/reviews/0?x=1`. */
+  path: string
+  headers: HeaderMap
+  body: MeshBody
+  /** The peer's address, for x-forwarded-for. */
+  remoteAddress?: string
+}
+
+export interface MeshResponse {
+  status: number
+  headers: HeaderMap
+  body: MeshBody
+}
+
+// ---------------------------------------------------------------------------------------------
+// Invokers: one per target kind, supplied by the runtime adapter. The pipeline picks the target and
+// the endpoint; the invoker only moves bytes.
+
+/** One concrete place to send an attempt: an HTTP origin (`http://10.0.1.7:9080`) or a Lambda function. */
+export interface Endpoint {
+  /** Stable id, used by load balancing and outlier detection: the origin URL or the function name. */
+  readonly id: string
+  readonly target: TargetConfig
+}
+
+export interface AttemptRequest extends MeshRequest {
+  /** The mesh service being called, e.g. `reviews`. */
+  service: string
+  /** 1 for the first try. */
+  attempt: number
+}
+
+/** Failures an invoker reports by throwing an `UpstreamFailure` with one of these kinds. */
+export const FailureKinds = {
+  connectFailure: 'connect-failure',
+  reset: 'reset',
+  timeout: 'timeout',
+  /** Lambda: the function ran and threw (Invoke returned FunctionError). Maps to 502. */
+  functionError: 'function-error',
+  /** Lambda: TooManyRequestsException and friends; retryable. */
+  throttled: 'throttled',
+} as const
+export type FailureKind = (typeof FailureKinds)[keyof typeof FailureKinds]
+
+export class UpstreamFailure extends Error {
+  readonly kind: FailureKind
+  constructor(kind: FailureKind, message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.kind = kind
+    this.name = 'UpstreamFailure'
+  }
+}
+
+export interface Invoker {
+  /**
+   * Send one attempt to `endpoint`. Resolve with the upstream's response (any status), or throw an
+   * `UpstreamFailure`. Must stop work and reject promptly when `signal` aborts (per-try timeout).
+   */
+  invoke(req: AttemptRequest, endpoint: Endpoint, signal: AbortSignal): Promise<MeshResponse>
+}
+export interface Invokers {
+  http: Invoker
+  lambda: Invoker
+}
