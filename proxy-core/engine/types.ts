@@ -211,3 +211,98 @@ export interface Invokers {
   http: Invoker
   lambda: Invoker
 }
+
+// ---------------------------------------------------------------------------------------------
+// Telemetry: the pipeline reports what happened; runtimes plug in sinks (metrics, X-Ray, access log).
+
+export interface TraceContext {
+  /** X-Ray form: `1-5759e988-bd862e3fe1be46a994272793` (W3C trace ids map to it both ways). */
+  traceId: string
+  /** The span/segment id of the caller (16 hex digits), if any. */
+  parentId?: string
+  /** undefined: no decision yet (the receiver samples locally). */
+  sampled?: boolean
+}
+
+export interface AttemptEvent {
+  mesh: string
+  service: string
+  route: string
+  target: string
+  endpoint: string
+  attempt: number
+  method: string
+  /** URL as the mesh sees it: `http://reviews/reviews/0`. */
+  url: string
+  status?: number
+  failure?: FailureKind
+  /** Clock.now() values. */
+  start: number
+  end: number
+  /** The subsegment id this attempt used as Parent in its outgoing trace headers. */
+  spanId: string
+  trace: TraceContext
+}
+
+export interface RequestEvent {
+  mesh: string
+  service: string
+  route?: string
+  target?: string
+  method: string
+  path: string
+  status: number
+  start: number
+  end: number
+  retries: number
+  fault?: 'delay' | 'abort'
+  /** Set when the mesh made the response itself (x-meshgate-error). */
+  errorCode?: string
+  trace?: TraceContext
+}
+
+export const MeshEventKinds = {
+  ejection: 'ejection',
+  circuitOpen: 'circuit-open',
+  retryBudgetExhausted: 'retry-budget-exhausted',
+  mirror: 'mirror',
+} as const
+export type MeshEventKind = (typeof MeshEventKinds)[keyof typeof MeshEventKinds]
+
+export interface TelemetrySink {
+  attempt?(ev: AttemptEvent): void
+  request?(ev: RequestEvent): void
+  event?(kind: MeshEventKind, labels: { mesh: string; service: string; route?: string; target?: string }): void
+}
+
+// ---------------------------------------------------------------------------------------------
+// The runtime: a compiled mesh plus the per-endpoint state (budgets, ejections, breakers). Built by
+// `createMeshRuntime(compileMesh(loadConfig(...)), options)` in proxy-core/engine/runtime.ts.
+
+export interface MeshRuntimeOptions {
+  invokers: Invokers
+  clock?: Clock
+  random?: Random
+  telemetry?: TelemetrySink
+}
+
+export interface RequestContext {
+  trace?: TraceContext
+  /** Aborts when the downstream client goes away. */
+  signal?: AbortSignal
+}
+
+export interface MeshRuntime {
+  readonly config: MeshConfig
+  /**
+   * Route `req` to mesh service `service` (the Host of an outbound call). Never rejects: errors the
+   * mesh makes itself come back as responses carrying `x-meshgate-error`.
+   */
+  handle(service: string, req: MeshRequest, ctx?: RequestContext): Promise<MeshResponse>
+  /** Route by the gateway routes (the edge), then into the chosen service. */
+  handleGateway(req: MeshRequest, ctx?: RequestContext): Promise<MeshResponse>
+  /** Replace the endpoints of an HTTP target (DNS discovery). */
+  setEndpoints(service: string, target: string, urls: string[]): void
+  /** Requests the pipeline is working on right now (for drain). */
+  inFlight(): number
+}
