@@ -9,8 +9,23 @@ export interface Clock {
 /** A uniform float in [0, 1). Injected so weighted picks, faults and jitter are exact in tests. */
 export type Random = () => number
 
+/** One-shot timers, injected with the clock so timeouts and backoff run on a manual clock in tests. */
+export interface Timers {
+  set(fn: () => void, ms: number): unknown
+  clear(handle: unknown): void
+}
+
 export const systemClock: Clock = { now: () => performance.now() }
 export const systemRandom: Random = Math.random
+export const systemTimers: Timers = {
+  set: (fn, ms) => {
+    const t = setTimeout(fn, ms)
+    // A pending timeout must never keep a Lambda container or a draining sidecar alive.
+    t.unref?.()
+    return t
+  },
+  clear: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
+}
 
 // ---------------------------------------------------------------------------------------------
 // Validated config (what `loadConfig` returns). Durations are milliseconds, percents 0–100.
@@ -272,7 +287,10 @@ export type MeshEventKind = (typeof MeshEventKinds)[keyof typeof MeshEventKinds]
 export interface TelemetrySink {
   attempt?(ev: AttemptEvent): void
   request?(ev: RequestEvent): void
-  event?(kind: MeshEventKind, labels: { mesh: string; service: string; route?: string; target?: string }): void
+  event?(
+    kind: MeshEventKind,
+    labels: { mesh: string; service: string; route?: string; target?: string },
+  ): void
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -283,7 +301,10 @@ export interface MeshRuntimeOptions {
   invokers: Invokers
   clock?: Clock
   random?: Random
+  timers?: Timers
   telemetry?: TelemetrySink
+  /** Epoch milliseconds, for new trace ids (X-Ray ids carry the epoch second). */
+  epochNow?: () => number
 }
 
 export interface RequestContext {

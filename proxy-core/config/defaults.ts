@@ -1,0 +1,45 @@
+// Defaults, each with its unit and its anchor. DESIGN: "Defaults follow the anchors".
+import type { CircuitBreakerConfig, OutlierConfig, RetryBudgetConfig, RetryConfig } from '../engine/types.ts'
+
+/** 15 s: Envoy's route timeout default. */
+export const DEFAULT_TIMEOUT_MS = 15_000
+
+/** Methods RFC 9110 calls idempotent; others are retried only when a route lists them. */
+export const IDEMPOTENT_METHODS = ['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE'] as const
+
+export const DEFAULT_RETRIES: RetryConfig = {
+  // 2 retries: Istio's default `attempts`.
+  attempts: 2,
+  // 0 = no per-try limit beyond the route timeout (Envoy's default).
+  perTryTimeout: 0,
+  // Throttling is retryable (DESIGN: Lambda targets); the rest are Envoy's gateway errors.
+  on: ['connect-failure', 'reset', 'throttled', '502', '503', '504'],
+  // 25 ms base, 10× base cap: Envoy's fully jittered exponential backoff.
+  backoff: { base: 25, max: 250 },
+  methods: [...IDEMPOTENT_METHODS],
+}
+
+/** 20% of active requests plus 10 retries/s: Linkerd's budget. */
+export const DEFAULT_RETRY_BUDGET: RetryBudgetConfig = { percent: 20, minPerSecond: 10 }
+
+/** Istio's outlier detection: 5 consecutive 5xx, 10 s sweep, 30 s base ejection, 10% max. */
+export const DEFAULT_OUTLIER: OutlierConfig = {
+  consecutive5xx: 5,
+  consecutiveGatewayErrors: 0,
+  interval: 10_000,
+  baseEjectionTime: 30_000,
+  maxEjectionPercent: 10,
+}
+
+/** 1024 each: Envoy's circuit-breaker defaults. */
+export const DEFAULT_CIRCUIT_BREAKER: CircuitBreakerConfig = {
+  maxConnections: 1024,
+  maxPendingRequests: 1024,
+  maxRequests: 1024,
+}
+
+/** X-Ray's default sampling rule: 1 request per second, then 5%. */
+export const DEFAULT_SAMPLING = { reservoirPerSecond: 1, rate: 5 }
+
+/** How often dns:// targets are re-resolved, in ms. */
+export const DEFAULT_DNS_REFRESH_MS = 5_000

@@ -1,0 +1,220 @@
+// The mesh file's schema: the single source of the validator and of `mesh.schema.json`.
+// Keys follow the user's vocabulary (Istio VirtualService / DestinationRule, Gateway API, App Mesh).
+import {
+  boolean,
+  duration,
+  either,
+  list,
+  literal,
+  number,
+  object,
+  optional,
+  percent,
+  record,
+  regex,
+  type Schema,
+  string,
+} from './schema.ts'
+
+/** DNS-label names for services, targets and routes, so they can appear in hosts and metric dimensions. */
+const NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/
+const NAME_HINT = 'a lower-case name of letters, digits and dashes'
+const name = (description?: string) => string({ pattern: NAME, hint: NAME_HINT, description })
+
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
+const headerName = string({ pattern: HEADER_NAME, hint: 'an HTTP header name' })
+const METHOD = /^[A-Z]+$/
+const method = string({ pattern: METHOD, hint: 'an upper-case HTTP method like GET' })
+const absolutePath = (description?: string) =>
+  string({ pattern: /^\/[^\s?#]*$/, hint: 'a path starting with /', description })
+
+const stringMatch = object(
+  {
+    exact: optional(string()),
+    prefix: optional(string()),
+    regex: optional(regex('matched against the whole value')),
+    present: optional(boolean('true: present with any value; false: absent')),
+  },
+  { exactlyOne: ['exact', 'prefix', 'regex', 'present'] },
+)
+/** `end-user: jason` is an exact match; the mapping form gives the other kinds. */
+const valueMatch = either(
+  string(),
+  stringMatch,
+  'a string (exact match) or one of exact, prefix, regex, present',
+)
+
+export const matchSchema = object({
+  path: optional(
+    object(
+      {
+        exact: optional(absolutePath()),
+        prefix: optional(absolutePath('segment-aware: /api matches /api and /api/x, not /apix')),
+        regex: optional(regex('matched against the whole path, without the query')),
+      },
+      { exactlyOne: ['exact', 'prefix', 'regex'] },
+    ),
+  ),
+  method: optional(either(method, list(method, { minItems: 1 }), 'a method like GET, or a list of them')),
+  headers: optional(record(valueMatch, { key: HEADER_NAME, keyHint: 'an HTTP header name' })),
+  query: optional(record(valueMatch)),
+})
+
+const retryOn = string({
+  pattern: /^(5xx|gateway-error|reset|connect-failure|retriable-4xx|throttled|[1-5]\d\d)$/,
+  hint: 'one of 5xx, gateway-error, reset, connect-failure, retriable-4xx, throttled, or a status code like 503',
+})
+const statusCode = number({ min: 100, max: 599, integer: true, hint: 'a status code like 503' })
+export const retriesSchema = object({
+  attempts: optional(number({ min: 0, max: 10, integer: true, description: 'retries after the first try' })),
+  perTryTimeout: optional(duration()),
+  on: optional(list(either(retryOn, statusCode))),
+  backoff: optional(object({ base: optional(duration()), max: optional(duration()) })),
+  methods: optional(
+    list(method, { description: 'methods that may be retried (default: the idempotent ones)' }),
+  ),
+})
+export const retryBudgetSchema = object({
+  percent: optional(percent('retries as a percent of active requests')),
+  minPerSecond: optional(number({ min: 0, description: 'retries per second always allowed' })),
+})
+export const outlierSchema = object({
+  consecutive5xx: optional(number({ min: 0, integer: true })),
+  consecutiveGatewayErrors: optional(number({ min: 0, integer: true })),
+  interval: optional(duration()),
+  baseEjectionTime: optional(duration()),
+  maxEjectionPercent: optional(percent()),
+})
+export const circuitBreakerSchema = object({
+  maxConnections: optional(number({ min: 1, integer: true })),
+  maxPendingRequests: optional(number({ min: 1, integer: true })),
+  maxRequests: optional(number({ min: 1, integer: true })),
+})
+const headerOps = object({
+  set: optional(record(string(), { key: HEADER_NAME, keyHint: 'an HTTP header name' })),
+  add: optional(record(string(), { key: HEADER_NAME, keyHint: 'an HTTP header name' })),
+  remove: optional(list(headerName)),
+})
+const rewrite = object(
+  {
+    prefix: optional(absolutePath('replaces the matched path prefix')),
+    path: optional(absolutePath('replaces the whole path')),
+    host: optional(string({ hint: 'a host name' })),
+  },
+  { atMostOne: ['prefix', 'path'] },
+)
+
+const httpUrl = string({
+  pattern: /^(https?:\/\/[^/\s]+\/?|dns:\/\/[^/\s:]+:\d+)$/,
+  hint: 'an origin like http://host:port, or dns://host:port',
+})
+const target = object(
+  {
+    lambda: optional(string({ pattern: /^[A-Za-z0-9_:.-]+$/, hint: 'a function name, name:alias, or ARN' })),
+    http: optional(
+      either(
+        httpUrl,
+        list(httpUrl, { minItems: 1 }),
+        'an origin like http://host:port, dns://host:port, or a list of them',
+      ),
+    ),
+    loadBalancer: optional(string({ enum: ['round-robin', 'least-request'] })),
+    dnsRefresh: optional(duration('how often dns:// targets are re-resolved (default 5s)')),
+  },
+  { exactlyOne: ['lambda', 'http'] },
+)
+
+export const routeSchema = object({
+  name: optional(name()),
+  match: optional(matchSchema),
+  to: either(
+    name(),
+    record(number({ min: 0, hint: 'a weight of 0 or more' }), {
+      key: NAME,
+      keyHint: NAME_HINT,
+      minProperties: 1,
+    }),
+    'a target, or target weights',
+  ),
+  stickiness: optional(
+    object(
+      { header: optional(headerName), cookie: optional(string()) },
+      { exactlyOne: ['header', 'cookie'] },
+    ),
+  ),
+  timeout: optional(duration('bounds all tries together')),
+  retries: optional(retriesSchema),
+  fault: optional(
+    object({
+      delay: optional(object({ percent: percent(), duration: duration() })),
+      abort: optional(object({ percent: percent(), status: number({ min: 200, max: 599, integer: true }) })),
+    }),
+  ),
+  mirror: optional(object({ target: name(), percent: optional(percent()) })),
+  headers: optional(object({ request: optional(headerOps), response: optional(headerOps) })),
+  rewrite: optional(rewrite),
+})
+
+const service = object({
+  targets: record(target, { key: NAME, keyHint: NAME_HINT, minProperties: 1 }),
+  routes: optional(list(routeSchema)),
+  outlierDetection: optional(outlierSchema),
+  circuitBreaker: optional(circuitBreakerSchema),
+  retryBudget: optional(retryBudgetSchema),
+})
+
+export const meshSchema = object(
+  {
+    version: literal(1),
+    mesh: name('the mesh name, a dimension of every metric'),
+    defaults: optional(
+      object({
+        timeout: optional(duration()),
+        retries: optional(retriesSchema),
+        retryBudget: optional(retryBudgetSchema),
+        outlierDetection: optional(outlierSchema),
+        circuitBreaker: optional(circuitBreakerSchema),
+      }),
+    ),
+    gateway: optional(
+      object({
+        routes: list(
+          object({
+            name: optional(name()),
+            match: optional(matchSchema),
+            service: name(),
+            rewrite: optional(rewrite),
+          }),
+        ),
+      }),
+    ),
+    services: record(service, { key: NAME, keyHint: NAME_HINT, minProperties: 1 }),
+    tracing: optional(
+      object({
+        sampling: optional(
+          object({
+            reservoirPerSecond: optional(number({ min: 0 })),
+            rate: optional(percent()),
+          }),
+        ),
+      }),
+    ),
+    accessLog: optional(boolean('one JSON line per request (default true)')),
+  },
+  { description: 'A meshgate mesh: services, their targets and routes' },
+)
+
+export type RawMesh = NonNullable<ReturnType<typeof meshSchema.check>>
+export type RawRoute = NonNullable<ReturnType<typeof routeSchema.check>>
+export type RawRetries = NonNullable<ReturnType<typeof retriesSchema.check>>
+
+export function meshJsonSchema(): Record<string, unknown> {
+  return {
+    $schema: 'https://json-schema.org/draft/2020-12/schema',
+    $id: 'https://meshgate.dev/mesh.schema.json',
+    title: 'meshgate mesh config',
+    ...meshSchema.jsonSchema(),
+  }
+}
+
+export type { Schema }

@@ -1,0 +1,67 @@
+// The one error table (linkerd's ServerRescue): every response the mesh makes itself has a stable
+// code, and this file alone maps codes to statuses and the `x-meshgate-error` header.
+import type { MeshResponse } from './types.ts'
+
+export const ErrorCodes = {
+  timeout: 'timeout',
+  upstreamUnavailable: 'upstream_unavailable',
+  circuitOpen: 'circuit_open',
+  faultAbort: 'fault_abort',
+  noRoute: 'no_route',
+  unknownService: 'unknown_service',
+  /** A Lambda target ran and threw: API Gateway answers 502 for the same. */
+  functionError: 'function_error',
+  badRequest: 'bad_request',
+  requestTooLarge: 'request_too_large',
+  headersTooLarge: 'headers_too_large',
+} as const
+export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes]
+
+const STATUS: Readonly<Record<ErrorCode, number>> = {
+  timeout: 504,
+  upstream_unavailable: 503,
+  circuit_open: 503,
+  fault_abort: 503,
+  no_route: 404,
+  unknown_service: 404,
+  function_error: 502,
+  bad_request: 400,
+  request_too_large: 413,
+  headers_too_large: 431,
+}
+
+export class MeshError extends Error {
+  readonly code: ErrorCode
+  readonly status: number
+  /** Extra members of the JSON body, e.g. `{ service: 'foo' }`. */
+  readonly details: Readonly<Record<string, string>> | undefined
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options?: { status?: number; details?: Record<string, string> },
+  ) {
+    super(message)
+    this.name = 'MeshError'
+    this.code = code
+    this.status = options?.status ?? STATUS[code]
+    this.details = options?.details
+  }
+}
+
+export function statusFor(code: ErrorCode): number {
+  return STATUS[code]
+}
+
+/** The response for an error the mesh made: `{"error": code, ...details}` with `x-meshgate-error`. */
+export function errorResponse(err: MeshError): MeshResponse {
+  const body = JSON.stringify({ error: err.code, ...err.details })
+  return {
+    status: err.status,
+    headers: {
+      'content-type': 'application/json',
+      'content-length': String(Buffer.byteLength(body)),
+      'x-meshgate-error': err.code,
+    },
+    body,
+  }
+}

@@ -1,0 +1,607 @@
+// The request path, shared by the Lambda middleware and the sidecar. A routed request passes through
+// the layers below in this order (linkerd2-proxy's route stack), composed once per runtime:
+//
+//   observe → faults → split (+ mirror) → rewrite → route timeout → retry → breaker → attempt → invoker
+//
+// Policy is the frozen CompiledMesh; state (budgets, ejections, breakers, balancers) lives in the
+// per-service and per-target objects below, and a request's own state in its `Call`.
+
+import { createSampler, type Sampler } from '../telemetry/sampler.ts'
+import { newSpanId, newTraceId, parseTraceHeaders, writeTraceHeaders } from '../telemetry/trace-context.ts'
+import { backoffDelay } from './backoff.ts'
+import { discardBody } from './body.ts'
+import { type CircuitBreaker, createCircuitBreaker } from './circuit-breaker.ts'
+import type { CompiledMesh, CompiledRoute, CompiledService } from './compile.ts'
+import { ErrorCodes, errorResponse, MeshError } from './errors.ts'
+import { decideFault } from './fault.ts'
+import { createLoadBalancer, type LoadBalancerState } from './load-balancer.ts'
+import { shouldMirror } from './mirror.ts'
+import { createOutlierDetector, type OutlierDetector } from './outlier-detection.ts'
+import { createRetryBudget, type RetryBudget } from './retry-budget.ts'
+import { type AttemptOutcome, isReplayableBody, mayRetryRequest } from './retry-policy.ts'
+import {
+  type AttemptRequest,
+  type Clock,
+  type Endpoint,
+  type FailureKind,
+  FailureKinds,
+  type HeaderMap,
+  type Invoker,
+  MeshEventKinds,
+  type MeshRequest,
+  type MeshResponse,
+  type MeshRuntime,
+  type MeshRuntimeOptions,
+  type Random,
+  type RequestContext,
+  systemClock,
+  systemRandom,
+  systemTimers,
+  type TargetConfig,
+  type TelemetrySink,
+  type Timers,
+  type TraceContext,
+  UpstreamFailure,
+} from './types.ts'
+
+interface TargetState {
+  readonly config: TargetConfig
+  endpoints: Endpoint[]
+  readonly invoker: Invoker
+  readonly balancer: LoadBalancerState
+  readonly outlier: OutlierDetector
+  readonly breaker: CircuitBreaker
+}
+
+interface ServiceState {
+  readonly compiled: CompiledService
+  readonly targets: ReadonlyMap<string, TargetState>
+  readonly budget: RetryBudget
+}
+
+/** One request's state, owned by the pipeline. */
+interface Call {
+  readonly svc: ServiceState
+  readonly route: CompiledRoute
+  /** Headers are a private copy: rewrites and trace headers mutate it, never the caller's map. */
+  readonly req: MeshRequest
+  readonly trace: TraceContext
+  readonly signal: AbortSignal | undefined
+  readonly start: number
+  /** Clock time after which no attempt may start or continue (route timeout); Infinity for none. */
+  readonly deadline: number
+  target: TargetState | undefined
+  retries: number
+  fault: 'delay' | 'abort' | undefined
+}
+
+type Invoke = (call: Call) => Promise<MeshResponse>
+type Layer = (next: Invoke) => Invoke
+
+interface Env {
+  readonly mesh: string
+  readonly clock: Clock
+  readonly random: Random
+  readonly timers: Timers
+  readonly sink: TelemetrySink
+}
+
+const HOP_HEADERS_FOR_MIRROR = 'host'
+
+function header(headers: HeaderMap, name: string): string | undefined {
+  const v = headers[name]
+  return Array.isArray(v) ? v[0] : v
+}
+
+function cookie(headers: HeaderMap, name: string): string | undefined {
+  const raw = header(headers, 'cookie')
+  if (!raw) return undefined
+  for (const part of raw.split(';')) {
+    const eq = part.indexOf('=')
+    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim()
+  }
+  return undefined
+}
+
+/** Resolves after `ms`, or early (without error) when `signal` aborts; the caller checks the signal. */
+function sleep(timers: Timers, ms: number, signal: AbortSignal | undefined): Promise<void> {
+  if (ms <= 0) return Promise.resolve()
+  return new Promise((resolve) => {
+    const onAbort = () => {
+      timers.clear(handle)
+      resolve()
+    }
+    const handle = timers.set(() => {
+      signal?.removeEventListener('abort', onAbort)
+      resolve()
+    }, ms)
+    signal?.addEventListener('abort', onAbort, { once: true })
+  })
+}
+
+function failureOf(err: unknown): UpstreamFailure {
+  if (err instanceof UpstreamFailure) return err
+  return new UpstreamFailure(FailureKinds.reset, err instanceof Error ? err.message : String(err), {
+    cause: err,
+  })
+}
+
+/** The mesh's own answer once an upstream failure is final. */
+function failureToError(kind: FailureKind, deadlineHit: boolean): MeshError {
+  if (deadlineHit || kind === FailureKinds.timeout)
+    return new MeshError(ErrorCodes.timeout, 'upstream timed out')
+  if (kind === FailureKinds.functionError)
+    return new MeshError(ErrorCodes.functionError, 'the Lambda function failed')
+  return new MeshError(ErrorCodes.upstreamUnavailable, `upstream ${kind}`)
+}
+
+function applyHeaderOps(
+  headers: HeaderMap,
+  ops: { set: Record<string, string>; add: Record<string, string>; remove: string[] },
+): void {
+  for (const name of ops.remove) delete headers[name]
+  for (const name in ops.set) headers[name] = ops.set[name]
+  for (const name in ops.add) {
+    const prev = headers[name]
+    const value = ops.add[name]!
+    headers[name] = prev === undefined ? value : Array.isArray(prev) ? [...prev, value] : [prev, value]
+  }
+}
+
+/** `/api/reviews/1?x` with prefix `/api/reviews` → `/reviews/1?x`; keeps the query. */
+export function rewritePath(
+  path: string,
+  matchedPrefix: string | undefined,
+  rewrite: { prefix?: string; path?: string },
+): string {
+  const q = path.indexOf('?')
+  const pathname = q < 0 ? path : path.slice(0, q)
+  const query = q < 0 ? '' : path.slice(q)
+  if (rewrite.path !== undefined) return rewrite.path + query
+  if (rewrite.prefix !== undefined && matchedPrefix !== undefined) {
+    const base =
+      matchedPrefix.endsWith('/') && matchedPrefix.length > 1 ? matchedPrefix.slice(0, -1) : matchedPrefix
+    let rest = pathname.slice(base === '/' ? 0 : base.length)
+    let prefix = rewrite.prefix
+    if (prefix.endsWith('/') && rest.startsWith('/')) rest = rest.slice(1)
+    if (prefix === '/' && rest.startsWith('/')) prefix = ''
+    return (prefix + rest || '/') + query
+  }
+  return path
+}
+
+function targetEndpoints(config: TargetConfig, urls?: readonly string[]): Endpoint[] {
+  if (config.kind === 'lambda') {
+    const id = config.qualifier ? `${config.functionName}:${config.qualifier}` : config.functionName
+    return [Object.freeze({ id, target: config })]
+  }
+  return (urls ?? config.endpoints).map((id) => Object.freeze({ id, target: config }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The layers.
+
+/** Outermost: turns errors into responses and reports one RequestEvent per request. */
+const observe =
+  (env: Env): Layer =>
+  (next) =>
+  async (call) => {
+    let res: MeshResponse
+    let errorCode: string | undefined
+    try {
+      res = await next(call)
+    } catch (err) {
+      const meshErr =
+        err instanceof MeshError ? err : failureToError(failureOf(err).kind, env.clock.now() >= call.deadline)
+      res = errorResponse(meshErr)
+      errorCode = meshErr.code
+    }
+    env.sink.request?.({
+      mesh: env.mesh,
+      service: call.svc.compiled.name,
+      route: call.route.name,
+      target: call.target?.config.name,
+      method: call.req.method,
+      path: call.req.path,
+      status: res.status,
+      start: call.start,
+      end: env.clock.now(),
+      retries: call.retries,
+      fault: call.fault,
+      errorCode,
+      trace: call.trace,
+    })
+    return res
+  }
+
+/** Fault injection (Istio): an optional delay, then an optional abort, before any upstream is touched. */
+const faults =
+  (env: Env): Layer =>
+  (next) =>
+  async (call) => {
+    const cfg = call.route.fault
+    if (!cfg) return next(call)
+    const decision = decideFault(cfg, env.random)
+    if (decision.delayMs > 0) {
+      call.fault = 'delay'
+      await sleep(env.timers, decision.delayMs, call.signal)
+    }
+    if (decision.abortStatus > 0) {
+      call.fault = 'abort'
+      throw new MeshError(ErrorCodes.faultAbort, 'fault injected', { status: decision.abortStatus })
+    }
+    return next(call)
+  }
+
+/** Picks the target (sticky by header or cookie, else weighted) and fires the mirror copy. */
+const split =
+  (env: Env, invokeMirror: (call: Call, target: TargetState) => void): Layer =>
+  (next) =>
+  (call) => {
+    const { route, svc, req } = call
+    let name: string | undefined
+    const sticky = route.stickiness
+    if (sticky) {
+      const key = sticky.header ? header(req.headers, sticky.header) : cookie(req.headers, sticky.cookie!)
+      if (key) name = route.picker.pickSticky(key)
+    }
+    name ??= route.picker.pick(env.random)
+    call.target = svc.targets.get(name)
+    if (route.mirror && shouldMirror(route.mirror, env.random)) {
+      const mirrorTarget = svc.targets.get(route.mirror.target)
+      if (mirrorTarget) invokeMirror(call, mirrorTarget)
+    }
+    return next(call)
+  }
+
+/** Request header and path rewrites on the way out, response header operations on the way back. */
+const rewrite: Layer = (next) => async (call) => {
+  const { route, req } = call
+  applyHeaderOps(req.headers, route.headers.request)
+  if (route.rewrite) {
+    req.path = rewritePath(req.path, route.match.path?.prefix, route.rewrite)
+    if (route.rewrite.host) req.headers.host = route.rewrite.host
+  }
+  const res = await next(call)
+  applyHeaderOps(res.headers, route.headers.response)
+  return res
+}
+
+/** Retries with the route's policy, the service's budget and jittered backoff, within the deadline. */
+const retry =
+  (env: Env): Layer =>
+  (next) =>
+  async (call) => {
+    const policy = call.route.retry
+    const budget = call.svc.budget
+    const retriable = mayRetryRequest(policy, call.req.method, isReplayableBody(call.req.body))
+    budget.requestStarted()
+    let holdingRetry = false
+    try {
+      for (let attempt = 1; ; attempt++) {
+        let res: MeshResponse | undefined
+        let failure: UpstreamFailure | undefined
+        let outcome: AttemptOutcome
+        try {
+          res = await next(call)
+          outcome = { status: res.status }
+        } catch (err) {
+          if (err instanceof MeshError) throw err
+          failure = failureOf(err)
+          outcome = { failure: failure.kind }
+        } finally {
+          if (holdingRetry) {
+            budget.retryFinished()
+            holdingRetry = false
+          }
+        }
+        const deadlineHit = env.clock.now() >= call.deadline
+        const again =
+          retriable &&
+          attempt <= policy.maxRetries &&
+          !deadlineHit &&
+          !call.signal?.aborted &&
+          policy.retriableOutcome(outcome)
+        if (again) {
+          const delay = backoffDelay(attempt, policy.backoff.base, policy.backoff.max, env.random)
+          if (env.clock.now() + delay < call.deadline) {
+            if (budget.tryAcquireRetry()) {
+              holdingRetry = true
+              if (res) discardBody(res.body)
+              await sleep(env.timers, delay, call.signal)
+              call.retries++
+              continue
+            }
+            env.sink.event?.(MeshEventKinds.retryBudgetExhausted, labels(env, call))
+          }
+        }
+        if (res) return res
+        throw failureToError(failure!.kind, deadlineHit)
+      }
+    } finally {
+      budget.requestFinished()
+    }
+  }
+
+/** Envoy's circuit breaker: at most `maxRequests` in flight per target; the rest fail fast. */
+const breaker =
+  (env: Env): Layer =>
+  (next) =>
+  async (call) => {
+    const cb = call.target!.breaker
+    if (!cb.tryStartRequest()) {
+      env.sink.event?.(MeshEventKinds.circuitOpen, labels(env, call))
+      throw new MeshError(ErrorCodes.circuitOpen, 'circuit breaker open')
+    }
+    try {
+      return await next(call)
+    } finally {
+      cb.finishRequest()
+    }
+  }
+
+function labels(env: Env, call: Call) {
+  return {
+    mesh: env.mesh,
+    service: call.svc.compiled.name,
+    route: call.route.name,
+    target: call.target?.config.name,
+  }
+}
+
+/** Rejects when `signal` aborts, so an invoker that ignores the signal cannot hold a request past its timeout. */
+function abortable<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(new UpstreamFailure(FailureKinds.timeout, 'timed out'))
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new UpstreamFailure(FailureKinds.timeout, 'timed out'))
+    signal.addEventListener('abort', onAbort, { once: true })
+    work.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort)
+        resolve(v)
+      },
+      (e) => {
+        signal.removeEventListener('abort', onAbort)
+        reject(signal.aborted ? new UpstreamFailure(FailureKinds.timeout, 'timed out', { cause: e }) : e)
+      },
+    )
+  })
+}
+
+/** The innermost step: one try against one endpoint, with the per-try timeout and trace headers. */
+function attempt(env: Env): Invoke {
+  return async (call) => {
+    const target = call.target!
+    const endpoint = target.balancer.pick(target.endpoints, (id) => target.outlier.isEjected(id), env.random)
+    if (!endpoint)
+      throw new UpstreamFailure(FailureKinds.connectFailure, `no endpoints for target ${target.config.name}`)
+    const policy = call.route.retry
+    const now = env.clock.now()
+    const remaining = call.deadline - now
+    const tryTimeout = policy.perTryTimeout > 0 ? Math.min(policy.perTryTimeout, remaining) : remaining
+    const spanId = newSpanId(env.random)
+    writeTraceHeaders(call.req.headers, call.trace, spanId)
+
+    const controller = new AbortController()
+    const timer = Number.isFinite(tryTimeout)
+      ? env.timers.set(() => controller.abort(), Math.max(0, tryTimeout))
+      : undefined
+    const onClientAbort = () => controller.abort()
+    call.signal?.addEventListener('abort', onClientAbort, { once: true })
+    const req: AttemptRequest = {
+      method: call.req.method,
+      path: call.req.path,
+      headers: call.req.headers,
+      body: call.req.body,
+      remoteAddress: call.req.remoteAddress,
+      service: call.svc.compiled.name,
+      attempt: call.retries + 1,
+    }
+    let outcome: AttemptOutcome = { failure: FailureKinds.reset }
+    target.balancer.started(endpoint.id)
+    try {
+      const res = await abortable(target.invoker.invoke(req, endpoint, controller.signal), controller.signal)
+      outcome = { status: res.status }
+      return res
+    } catch (err) {
+      outcome = { failure: failureOf(err).kind }
+      throw err
+    } finally {
+      if (timer !== undefined) env.timers.clear(timer)
+      call.signal?.removeEventListener('abort', onClientAbort)
+      target.balancer.finished(endpoint.id)
+      if (target.outlier.record(endpoint.id, outcome, target.endpoints.length)) {
+        env.sink.event?.(MeshEventKinds.ejection, labels(env, call))
+      }
+      env.sink.attempt?.({
+        mesh: env.mesh,
+        service: call.svc.compiled.name,
+        route: call.route.name,
+        target: target.config.name,
+        endpoint: endpoint.id,
+        attempt: req.attempt,
+        method: req.method,
+        url: `http://${call.svc.compiled.name}${req.path}`,
+        status: 'status' in outcome ? outcome.status : undefined,
+        failure: 'failure' in outcome ? outcome.failure : undefined,
+        start: now,
+        end: env.clock.now(),
+        spanId,
+        trace: call.trace,
+      })
+    }
+  }
+}
+
+/**
+ * Istio-style mirroring: a copy of the request goes to the mirror target with `-shadow` appended to
+ * the host; its answer is dropped and it never delays or fails the original. A streamed body cannot
+ * be copied without holding it back, so streamed requests are not mirrored.
+ */
+function mirrorer(env: Env) {
+  return (call: Call, target: TargetState): void => {
+    if (!isReplayableBody(call.req.body)) return
+    const endpoint = target.balancer.pick(target.endpoints, (id) => target.outlier.isEjected(id), env.random)
+    if (!endpoint) return
+    const headers: HeaderMap = { ...call.req.headers }
+    const host = header(headers, HOP_HEADERS_FOR_MIRROR) ?? call.svc.compiled.name
+    headers.host = `${host}-shadow`
+    const controller = new AbortController()
+    const timeout =
+      Number.isFinite(call.route.timeout) && call.route.timeout > 0 ? call.route.timeout : 15_000
+    const timer = env.timers.set(() => controller.abort(), timeout)
+    env.sink.event?.(MeshEventKinds.mirror, {
+      mesh: env.mesh,
+      service: call.svc.compiled.name,
+      route: call.route.name,
+      target: target.config.name,
+    })
+    const req: AttemptRequest = { ...call.req, headers, service: call.svc.compiled.name, attempt: 1 }
+    // Started after the original has been sent on its way: a microtask later, never in its path.
+    queueMicrotask(() => {
+      abortable(target.invoker.invoke(req, endpoint, controller.signal), controller.signal).then(
+        (res) => {
+          env.timers.clear(timer)
+          discardBody(res.body)
+        },
+        () => env.timers.clear(timer),
+      )
+    })
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export function createMeshRuntime(mesh: CompiledMesh, options: MeshRuntimeOptions): MeshRuntime {
+  const clock = options.clock ?? systemClock
+  const random = options.random ?? systemRandom
+  const timers = options.timers ?? systemTimers
+  const epochNow = options.epochNow ?? Date.now
+  const env: Env = { mesh: mesh.config.mesh, clock, random, timers, sink: options.telemetry ?? {} }
+  const sampler: Sampler = createSampler(mesh.config.tracing.sampling, clock, random)
+
+  const services = new Map<string, ServiceState>()
+  for (const compiled of mesh.services.values()) {
+    const cfg = compiled.config
+    const targets = new Map<string, TargetState>()
+    for (const t of Object.values(cfg.targets)) {
+      targets.set(t.name, {
+        config: t,
+        endpoints: targetEndpoints(t),
+        invoker: t.kind === 'lambda' ? options.invokers.lambda : options.invokers.http,
+        balancer: createLoadBalancer(t.kind === 'http' ? t.loadBalancer : 'round-robin'),
+        outlier: createOutlierDetector(cfg.outlierDetection, clock),
+        breaker: createCircuitBreaker(cfg.circuitBreaker),
+      })
+    }
+    services.set(compiled.name, { compiled, targets, budget: createRetryBudget(cfg.retryBudget, clock) })
+  }
+
+  // The route stack, outermost first. Composed once; each request only allocates its Call.
+  const layers: Layer[] = [
+    observe(env), // error table + one RequestEvent per request
+    faults(env), // injected delay / abort, before any upstream is touched
+    split(env, mirrorer(env)), // weighted or sticky target choice; mirror copy
+    rewrite, // header operations and path/host rewrite
+    retry(env), // attempts, budget, backoff, all within the route timeout
+    breaker(env), // per-target concurrency limit
+  ]
+  const pipeline = layers.reduceRight<Invoke>((next, layer) => layer(next), attempt(env))
+
+  let inFlight = 0
+
+  function traceFor(req: MeshRequest, ctx: RequestContext | undefined): TraceContext {
+    const trace = ctx?.trace ?? parseTraceHeaders(req.headers) ?? { traceId: newTraceId(epochNow(), random) }
+    return trace.sampled === undefined ? { ...trace, sampled: sampler.sample() } : trace
+  }
+
+  /** A mesh error before routing (unknown service, no route): still one RequestEvent. */
+  function reject(
+    service: string,
+    req: MeshRequest,
+    err: MeshError,
+    start: number,
+    trace?: TraceContext,
+  ): MeshResponse {
+    const res = errorResponse(err)
+    env.sink.request?.({
+      mesh: env.mesh,
+      service,
+      method: req.method,
+      path: req.path,
+      status: res.status,
+      start,
+      end: clock.now(),
+      retries: 0,
+      errorCode: err.code,
+      trace,
+    })
+    return res
+  }
+
+  async function handle(service: string, req: MeshRequest, ctx?: RequestContext): Promise<MeshResponse> {
+    const start = clock.now()
+    const svc = services.get(service)
+    if (!svc) {
+      return reject(
+        service,
+        req,
+        new MeshError(ErrorCodes.unknownService, 'unknown service', { details: { service } }),
+        start,
+        ctx?.trace,
+      )
+    }
+    const route = svc.compiled.routes.match(req.method, req.path, req.headers)
+    if (!route) return reject(service, req, new MeshError(ErrorCodes.noRoute, 'no route'), start, ctx?.trace)
+    const call: Call = {
+      svc,
+      route,
+      // The one copy of the headers: everything downstream mutates this map, never the caller's.
+      req: {
+        method: req.method,
+        path: req.path,
+        headers: { ...req.headers },
+        body: req.body,
+        remoteAddress: req.remoteAddress,
+      },
+      trace: traceFor(req, ctx),
+      signal: ctx?.signal,
+      start,
+      deadline: route.timeout > 0 ? start + route.timeout : Number.POSITIVE_INFINITY,
+      target: undefined,
+      retries: 0,
+      fault: undefined,
+    }
+    inFlight++
+    try {
+      return await pipeline(call)
+    } finally {
+      inFlight--
+    }
+  }
+
+  async function handleGateway(req: MeshRequest, ctx?: RequestContext): Promise<MeshResponse> {
+    const route = mesh.gateway.match(req.method, req.path, req.headers)
+    if (!route)
+      return reject('gateway', req, new MeshError(ErrorCodes.noRoute, 'no route'), clock.now(), ctx?.trace)
+    const path = route.rewrite ? rewritePath(req.path, route.match.path?.prefix, route.rewrite) : req.path
+    const headers = route.rewrite?.host ? { ...req.headers, host: route.rewrite.host } : req.headers
+    return handle(route.service, { ...req, path, headers }, ctx)
+  }
+
+  function setEndpoints(service: string, target: string, urls: string[]): void {
+    const state = services.get(service)?.targets.get(target)
+    if (state?.config.kind !== 'http') return
+    const next = new Set(urls)
+    for (const e of state.endpoints) if (!next.has(e.id)) state.outlier.forget(e.id)
+    state.endpoints = targetEndpoints(state.config, urls)
+  }
+
+  return {
+    config: mesh.config,
+    handle,
+    handleGateway,
+    setEndpoints,
+    inFlight: () => inFlight,
+  }
+}

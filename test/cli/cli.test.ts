@@ -1,0 +1,57 @@
+// The CLI as a user runs it: a child process on the project's Node, exit codes and output.
+import { spawnSync } from 'node:child_process'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+
+function meshgate(...args: string[]) {
+  const r = spawnSync(process.execPath, ['bin/meshgate.js', ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, NO_COLOR: '1' },
+  })
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr }
+}
+
+describe('meshgate CLI', () => {
+  it('validate exits 0 on the Bookinfo example', () => {
+    const r = meshgate('validate', 'infra/examples/bookinfo.yaml')
+    expect(r.code).toBe(0)
+    expect(r.stdout).toContain('mesh bookinfo, 4 services')
+  })
+
+  it('validate prints each problem as FILE:LINE:COL: path: message and exits 1', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'meshgate-cli-'))
+    const file = join(dir, 'bad.yaml')
+    writeFileSync(
+      file,
+      'version: 1\nmesh: m\nservices:\n  a:\n    targets: { v1: { http: "nope" } }\n    routes:\n      - to: v2\n        timeout: 3\n',
+    )
+    const r = meshgate('validate', file)
+    expect(r.code).toBe(1)
+    const lines = r.stderr.trim().split('\n')
+    expect(lines).toEqual([
+      `${file}:5:28: services.a.targets.v1.http: expected an origin like http://host:port, or dns://host:port, got "nope"`,
+      `${file}:7:13: services.a.routes[0].to: unknown target "v2" (service a has v1)`,
+      `${file}:8:18: services.a.routes[0].timeout: expected a duration like 250ms, 2s or 1m, got 3`,
+      `3 problems in ${file}`,
+    ])
+  })
+
+  it('validate reports a missing file with exit 1, usage errors with exit 2', () => {
+    expect(meshgate('validate', '/nonexistent/mesh.yaml')).toMatchObject({ code: 1 })
+    expect(meshgate('validate', 'a.yaml', 'b.yaml').code).toBe(2)
+    expect(meshgate('frobnicate').code).toBe(2)
+    expect(meshgate().code).toBe(2)
+  })
+
+  it('routes prints the compiled table, plain when piped', () => {
+    const r = meshgate('routes', 'infra/examples/bookinfo.yaml', '--service', 'reviews')
+    expect(r.code).toBe(0)
+    expect(r.stdout).not.toContain('\x1b[')
+    expect(r.stdout).toMatch(/1 +jason +end-user=jason +v2/)
+    expect(r.stdout).toMatch(/2 +canary +path \/\* +v1 97%, v3 3%/)
+    expect(meshgate('routes', 'infra/examples/bookinfo.yaml', '--service', 'nope').code).toBe(1)
+    expect(meshgate('routes', 'infra/examples/bookinfo.yaml', '--bogus', 'x').code).toBe(2)
+  })
+})

@@ -1,0 +1,187 @@
+import { describe, expect, it } from 'vitest'
+import type { RequestEvent } from '../../proxy-core/engine/types.ts'
+import { formatEmf } from '../../proxy-core/telemetry/emf.ts'
+import { createMetricsRegistry } from '../../proxy-core/telemetry/metrics.ts'
+
+const UNITS = new Set([
+  'Seconds',
+  'Microseconds',
+  'Milliseconds',
+  'Bytes',
+  'Kilobytes',
+  'Megabytes',
+  'Gigabytes',
+  'Terabytes',
+  'Bits',
+  'Kilobits',
+  'Megabits',
+  'Gigabits',
+  'Terabits',
+  'Percent',
+  'Count',
+  'Bytes/Second',
+  'Kilobytes/Second',
+  'Megabytes/Second',
+  'Gigabytes/Second',
+  'Terabytes/Second',
+  'Bits/Second',
+  'Kilobits/Second',
+  'Megabits/Second',
+  'Gigabits/Second',
+  'Terabits/Second',
+  'Count/Second',
+  'None',
+])
+
+/**
+ * The checks the EMF specification puts on a document: root `_aws` {Timestamp: number,
+ * CloudWatchMetrics: MetricDirective[]}; a directive {Namespace: string, Dimensions: string[][],
+ * Metrics: [{Name, Unit?, StorageResolution?}]}; at most 100 metrics per directive and 30 keys per
+ * dimension set; every dimension key a string member of the root, every metric a number member or an
+ * array of at most 100 numbers.
+ */
+function validateEmf(line: string): Record<string, unknown> {
+  expect(line).not.toContain('\n')
+  const doc = JSON.parse(line) as Record<string, unknown>
+  expect(typeof doc).toBe('object')
+  const aws = doc._aws as Record<string, unknown>
+  expect(aws).toBeTypeOf('object')
+  expect(aws.Timestamp).toBeTypeOf('number')
+  expect(Number.isInteger(aws.Timestamp)).toBe(true)
+  expect(Array.isArray(aws.CloudWatchMetrics)).toBe(true)
+  for (const d of aws.CloudWatchMetrics as Record<string, unknown>[]) {
+    expect(Object.keys(d).sort()).toEqual(['Dimensions', 'Metrics', 'Namespace'])
+    expect(d.Namespace).toBeTypeOf('string')
+    expect((d.Namespace as string).length).toBeGreaterThan(0)
+    expect(Array.isArray(d.Dimensions)).toBe(true)
+    for (const set of d.Dimensions as unknown[]) {
+      expect(Array.isArray(set)).toBe(true)
+      expect((set as unknown[]).length).toBeLessThanOrEqual(30)
+      for (const key of set as unknown[]) {
+        expect(key).toBeTypeOf('string')
+        expect(doc[key as string], `dimension ${key}`).toBeTypeOf('string')
+        expect((doc[key as string] as string).length).toBeGreaterThan(0)
+      }
+    }
+    const metrics = d.Metrics as Record<string, unknown>[]
+    expect(Array.isArray(metrics)).toBe(true)
+    expect(metrics.length).toBeLessThanOrEqual(100)
+    for (const m of metrics) {
+      expect(m.Name).toBeTypeOf('string')
+      if (m.Unit !== undefined) expect(UNITS.has(m.Unit as string), `unit ${m.Unit}`).toBe(true)
+      const v = doc[m.Name as string]
+      if (Array.isArray(v)) {
+        expect(v.length).toBeGreaterThan(0)
+        expect(v.length).toBeLessThanOrEqual(100)
+        for (const x of v) expect(x).toBeTypeOf('number')
+      } else {
+        expect(v, `metric ${m.Name}`).toBeTypeOf('number')
+      }
+    }
+  }
+  return doc
+}
+
+function req(over: Partial<RequestEvent> = {}): RequestEvent {
+  return {
+    mesh: 'bookinfo',
+    service: 'reviews',
+    route: 'default',
+    target: 'v1',
+    method: 'GET',
+    path: '/',
+    status: 200,
+    start: 0,
+    end: 10,
+    retries: 0,
+    ...over,
+  }
+}
+
+const base = { namespace: 'meshgate', timestamp: 1_700_000_000_123, coldStart: false }
+
+describe('formatEmf', () => {
+  it('one valid line for one series, with counts, latency values and dimensions', () => {
+    const reg = createMetricsRegistry()
+    reg.sink().request!(req())
+    reg.sink().request!(req({ status: 503, retries: 2, end: 40 }))
+    reg.sink().request!(req({ status: 429, end: 5 }))
+    const out = formatEmf(reg.drain(), { ...base, dimensions: { FunctionName: 'productpage-dev' } })
+    expect(out.split('\n')).toHaveLength(1)
+    const doc = validateEmf(out)
+    expect(doc).toMatchObject({
+      Mesh: 'bookinfo',
+      Service: 'reviews',
+      Route: 'default',
+      Target: 'v1',
+      FunctionName: 'productpage-dev',
+      Requests: 3,
+      Responses2xx: 1,
+      Responses4xx: 1,
+      Responses5xx: 1,
+      Retries: 2,
+    })
+    const lat = doc.Latency as number[]
+    expect(lat).toHaveLength(3)
+    expect(Math.min(...lat)).toBe(5)
+    expect(Math.max(...lat)).toBe(40)
+    const directive = (doc._aws as { CloudWatchMetrics: { Dimensions: string[][] }[] }).CloudWatchMetrics[0]!
+    expect(directive.Dimensions).toEqual([['Mesh', 'Service', 'Route', 'Target', 'FunctionName']])
+    expect((doc._aws as { Timestamp: number }).Timestamp).toBe(1_700_000_000_123)
+    expect(doc).not.toHaveProperty('ColdStart')
+  })
+
+  it('keeps value arrays at 100 when there were more requests', () => {
+    const reg = createMetricsRegistry()
+    for (let i = 1; i <= 1000; i++) reg.sink().request!(req({ end: i }))
+    const doc = validateEmf(formatEmf(reg.drain(), base))
+    expect(doc.Requests).toBe(1000)
+    const lat = doc.Latency as number[]
+    expect(lat).toHaveLength(100)
+    const sorted = [...lat].sort((a, b) => a - b)
+    // The 100 values are the distribution's quantiles: their middle is near the median.
+    expect(Math.abs(sorted[50]! - 505) / 505).toBeLessThan(0.05)
+  })
+
+  it('marks a cold start once, in its own directive', () => {
+    const reg = createMetricsRegistry()
+    reg.sink().request!(req())
+    reg.sink().request!(req({ target: 'v3' }))
+    const out = formatEmf(reg.drain(), { ...base, coldStart: true, dimensions: { FunctionName: 'fn' } })
+    const lines = out.split('\n')
+    // Two series, two documents: a dimension has one value per document.
+    expect(lines).toHaveLength(2)
+    const docs = lines.map(validateEmf)
+    expect(docs.map((d) => d.Target)).toEqual(['v1', 'v3'])
+    expect(docs[0]!.ColdStart).toBe(1)
+    expect(docs[1]).not.toHaveProperty('ColdStart')
+    const directives = (
+      docs[0]!._aws as { CloudWatchMetrics: { Dimensions: string[][]; Metrics: unknown[] }[] }
+    ).CloudWatchMetrics
+    expect(directives[1]).toEqual({
+      Namespace: 'meshgate',
+      Dimensions: [['FunctionName']],
+      Metrics: [{ Name: 'ColdStart', Unit: 'Count' }],
+    })
+  })
+
+  it('a cold start with no traffic still gets its line; nothing at all gives an empty string', () => {
+    const reg = createMetricsRegistry()
+    const doc = validateEmf(formatEmf(reg.drain(), { ...base, coldStart: true }))
+    expect(doc.ColdStart).toBe(1)
+    expect(formatEmf(reg.drain(), base)).toBe('')
+  })
+
+  it('reports mesh events and never lets an extra dimension shadow a metric or label', () => {
+    const reg = createMetricsRegistry()
+    reg.sink().event!('circuit-open', { mesh: 'bookinfo', service: 'reviews' })
+    const dimensions: Record<string, string> = { Requests: 'x', Target: 'y', Empty: '' }
+    for (let i = 0; i < 40; i++) dimensions[`D${i}`] = String(i)
+    const doc = validateEmf(formatEmf(reg.drain(), { ...base, dimensions }))
+    expect(doc.CircuitOpen).toBe(1)
+    expect(doc).not.toHaveProperty('Requests')
+    expect(doc.Target).toBe('none')
+    expect(doc.Route).toBe('none')
+    expect(doc.Empty).toBe('none')
+  })
+})
