@@ -127,7 +127,22 @@ export async function loadConfigText(text: string, source: string): Promise<Mesh
     if (problems.length === 0) throw e
   }
   if (problems.length > 0 || !config) {
-    parsed ??= await parseYaml(text)
+    if (!parsed) {
+      try {
+        parsed = await parseYaml(text)
+      } catch {
+        // The Lambda bundles leave the YAML parser out: report the problems without their lines.
+        throw new ConfigError(
+          problems.map((p) => ({
+            file: source,
+            line: 1,
+            column: 1,
+            path: formatPath(p.path),
+            message: p.message,
+          })),
+        )
+      }
+    }
     const located = problems.map((p) => locate(parsed!, source, p))
     located.sort((a, b) => a.line - b.line || a.column - b.column)
     throw new ConfigError(located)

@@ -1,0 +1,235 @@
+// Cold start of a Lambda handler: bare, wrapped with middy + mesh() (routing to HTTP targets only), and
+// wrapped with middy + Powertools Tracer and Metrics. Each is bundled with esbuild the way
+// serverless.yml bundles functions (ESM, minified, @aws-sdk/* external), then many fresh `node`
+// processes import it, variants interleaved (A B C A B C ...) because this machine's speed drifts.
+//
+// init        = inside the child, performance.now() around `await import(bundle)` until the handler
+//               export is there (parse + compile + module evaluation, what Lambda's Init phase pays)
+// first call  = the first handler invocation (mesh() loads and compiles its config here, lazily)
+//
+//   node bench/cold-start.ts [runs per variant, default 60]
+import { execFileSync, spawn } from 'node:child_process'
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { build } from 'esbuild'
+
+const ROOT = resolve(import.meta.dirname, '..')
+const RUNS = Number(process.argv[2] ?? 60)
+const work = mkdtempSync(join(tmpdir(), 'meshgate-cold-'))
+
+// The same handler body in every variant; `event.call` is never set here, so no network is touched.
+const sources: Record<string, string> = {
+  bare: `
+export const handler = async (event) => {
+  return { statusCode: 200, body: JSON.stringify({ ok: true, path: event.rawPath }) }
+}
+`,
+  mesh: `
+import middy from '@middy/core'
+import { mesh } from ${JSON.stringify(join(ROOT, 'proxy-core/lambda/index.ts'))}
+export const handler = middy(async (event, context) => {
+  if (event.call) {
+    const res = await context.mesh.fetch('http://ratings/ratings/0')
+    return { statusCode: res.status, body: await res.text() }
+  }
+  return { statusCode: 200, body: JSON.stringify({ ok: true, path: event.rawPath }) }
+}).use(mesh({ service: 'reviews' }))
+`,
+  powertools: `
+import middy from '@middy/core'
+import { Tracer } from '@aws-lambda-powertools/tracer'
+import { captureLambdaHandler } from '@aws-lambda-powertools/tracer/middleware'
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics'
+import { logMetrics } from '@aws-lambda-powertools/metrics/middleware'
+const tracer = new Tracer({ serviceName: 'reviews' })
+const metrics = new Metrics({ namespace: 'bench', serviceName: 'reviews' })
+export const handler = middy(async (event) => {
+  metrics.addMetric('calls', MetricUnit.Count, 1)
+  if (event.call) {
+    const res = await fetch('http://127.0.0.1:9/ratings/0')
+    return { statusCode: res.status, body: await res.text() }
+  }
+  return { statusCode: 200, body: JSON.stringify({ ok: true, path: event.rawPath }) }
+}).use(captureLambdaHandler(tracer)).use(logMetrics(metrics))
+`,
+}
+const variants = Object.keys(sources)
+
+// Only HTTP targets: the Lambda client is never loaded.
+const meshConfig = {
+  version: 1,
+  mesh: 'bench',
+  services: {
+    ratings: { targets: { v1: { http: 'http://127.0.0.1:9' } } },
+    reviews: {
+      targets: {
+        v1: { http: 'http://127.0.0.1:9' },
+        v2: { http: ['http://127.0.0.1:9', 'http://127.0.0.1:10'] },
+      },
+      routes: [
+        { name: 'jason', match: { headers: { 'end-user': 'jason' } }, to: 'v2' },
+        { name: 'default', match: { path: { prefix: '/' } }, to: { v1: 90, v2: 10 }, timeout: '3s' },
+      ],
+    },
+  },
+}
+const configPath = join(work, 'mesh.json')
+writeFileSync(configPath, JSON.stringify(meshConfig))
+
+// The child: time the import, then the first invocation, and report both.
+const runner = join(work, 'runner.mjs')
+writeFileSync(
+  runner,
+  `
+const t0 = performance.now()
+const mod = await import(process.argv[2])
+if (typeof mod.handler !== 'function') throw new Error('no handler export')
+const t1 = performance.now()
+const event = { version: '2.0', rawPath: '/reviews/0', rawQueryString: '', headers: {},
+  requestContext: { http: { method: 'GET', path: '/reviews/0', sourceIp: '127.0.0.1' } } }
+const context = { functionName: 'bench', awsRequestId: '1', getRemainingTimeInMillis: () => 30000 }
+const write = process.stdout.write.bind(process.stdout)
+process.stdout.write = () => true // EMF lines: not part of the report
+await mod.handler(event, context)
+const t2 = performance.now()
+write(JSON.stringify({ init: t1 - t0, firstCall: t2 - t1 }))
+`,
+)
+
+// bytes: the entry file, what init parses; lazy: chunks loaded only on demand (mesh(): the Lambda
+// invoker, on the first call to a Lambda target; never for this HTTP-only function).
+const bundles: Record<string, { file: string; bytes: number; lazy: number }> = {}
+for (const name of variants) {
+  const entry = join(work, `${name}.ts`)
+  writeFileSync(entry, sources[name]!)
+  const outdir = join(work, name)
+  const result = await build({
+    entryPoints: [entry],
+    outdir,
+    outExtension: { '.js': '.mjs' },
+    bundle: true,
+    splitting: true,
+    minify: true,
+    format: 'esm',
+    platform: 'node',
+    target: 'node24',
+    external: ['@aws-sdk/*', 'yaml'],
+    absWorkingDir: ROOT,
+    nodePaths: [join(ROOT, 'node_modules')],
+    logLevel: 'error',
+    metafile: true,
+    // Powertools and the X-Ray SDK are CommonJS inside; give that ESM bundle a require().
+    ...(name === 'powertools'
+      ? {
+          banner: {
+            js: "import{createRequire as __cr}from'node:module';const require=__cr(import.meta.url);",
+          },
+        }
+      : {}),
+  })
+  const file = join(outdir, `${name}.mjs`)
+  let lazy = 0
+  for (const [out, meta] of Object.entries(result.metafile.outputs)) {
+    if (resolve(ROOT, out) !== file) lazy += meta.bytes
+  }
+  bundles[name] = { file, bytes: statSync(file).size, lazy }
+}
+
+const childEnv = {
+  ...process.env,
+  MESHGATE_CONFIG: configPath,
+  AWS_LAMBDA_FUNCTION_NAME: 'bench',
+  AWS_REGION: 'us-east-1',
+  POWERTOOLS_SERVICE_NAME: 'reviews',
+  AWS_XRAY_CONTEXT_MISSING: 'IGNORE_ERROR',
+  AWS_XRAY_LOG_LEVEL: 'silent',
+}
+
+function runOnce(file: string): Promise<{ init: number; firstCall: number }> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(process.execPath, [runner, file], {
+      env: childEnv,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let out = ''
+    let err = ''
+    child.stdout.on('data', (c: Buffer) => {
+      out += c.toString()
+    })
+    child.stderr.on('data', (c: Buffer) => {
+      err += c.toString()
+    })
+    child.on('exit', (code) => {
+      if (code !== 0) reject(new Error(`child failed (${code}): ${err}`))
+      else resolvePromise(JSON.parse(out.slice(out.lastIndexOf('{"init"'))))
+    })
+  })
+}
+
+function quantile(xs: number[], q: number): number {
+  const s = [...xs].sort((a, b) => a - b)
+  const pos = (s.length - 1) * q
+  const lo = Math.floor(pos)
+  const hi = Math.ceil(pos)
+  return s[lo]! + (s[hi]! - s[lo]!) * (pos - lo)
+}
+
+// A bare `node` start, for scale.
+const nodeStart: number[] = []
+const samples: Record<string, { init: number[]; firstCall: number[] }> = {}
+for (const v of variants) samples[v] = { init: [], firstCall: [] }
+// Warm the page cache once per variant, untimed.
+for (const v of variants) await runOnce(bundles[v]!.file)
+for (let round = 0; round < RUNS; round++) {
+  // Rotate the order each round so no variant always runs right after another.
+  for (let k = 0; k < variants.length; k++) {
+    const v = variants[(round + k) % variants.length]!
+    const r = await runOnce(bundles[v]!.file)
+    samples[v]!.init.push(r.init)
+    samples[v]!.firstCall.push(r.firstCall)
+  }
+  if (round % 10 === 0) {
+    const t = process.hrtime.bigint()
+    execFileSync(process.execPath, ['-e', '0'])
+    nodeStart.push(Number(process.hrtime.bigint() - t) / 1e6)
+  }
+}
+
+const med = (v: string, k: 'init' | 'firstCall') => quantile(samples[v]![k], 0.5)
+const kb = (b: number) => b / 1024
+const fmt = (n: number, d = 1) => n.toFixed(d).padStart(8)
+
+console.log(
+  `cold start, ${RUNS} fresh processes per variant, interleaved; node ${process.version}, ${process.platform}`,
+)
+console.log(`(a bare \`node -e 0\` takes ~${quantile(nodeStart, 0.5).toFixed(0)} ms here, whole process)\n`)
+console.log('variant        bundle KB  init p50   p25..p75 ms     first call p50   lazy chunks KB')
+for (const v of variants) {
+  const s = samples[v]!
+  console.log(
+    `${v.padEnd(13)}${fmt(kb(bundles[v]!.bytes))}${fmt(med(v, 'init'), 2)}   ${quantile(s.init, 0.25).toFixed(2)}..${quantile(s.init, 0.75).toFixed(2)}`.padEnd(
+      58,
+    ) +
+      fmt(med(v, 'firstCall'), 2) +
+      fmt(kb(bundles[v]!.lazy)).padStart(17),
+  )
+}
+
+const meshInit = med('mesh', 'init') - med('bare', 'init')
+const ptInit = med('powertools', 'init') - med('bare', 'init')
+const meshKb = kb(bundles.mesh!.bytes - bundles.bare!.bytes)
+const ptKb = kb(bundles.powertools!.bytes - bundles.bare!.bytes)
+console.log('\nover bare            init ms   bundle KB')
+console.log(`middy + mesh()     ${fmt(meshInit, 2)}  ${fmt(meshKb)}`)
+console.log(`middy + Powertools ${fmt(ptInit, 2)}  ${fmt(ptKb)}`)
+console.log(`mesh() / Powertools init added: ${(meshInit / ptInit).toFixed(2)}`)
+const checks = [
+  [`mesh() adds <= 10 ms of init`, meshInit <= 10],
+  [`mesh() adds <= 60 KB of bundle`, meshKb <= 60],
+  [`mesh() adds < 1/3 of the init Powertools Tracer + Metrics add`, meshInit < ptInit / 3],
+] as const
+console.log('')
+for (const [what, ok] of checks) console.log(`${ok ? 'PASS' : 'FAIL'}  ${what}`)
+
+rmSync(work, { recursive: true, force: true })

@@ -1,0 +1,134 @@
+// Variables for serverless.yml computed from the mesh config (osls and Serverless v4 both resolve
+// `${file(./infra/serverless/mesh-resources.cjs):NAME}` by calling the exported function NAME).
+//
+//   configFile  converts the mesh file (YAML or JSON) to JSON at dist/lambda/mesh.json, which every
+//               function bundle ships; MESHGATE_CONFIG points at it. JSON keeps the YAML parser out of
+//               the Lambda bundles. Invalid YAML fails the packaging here.
+//   roles       one IAM role per function (least privilege). A function may `lambda:InvokeFunction`
+//               exactly the Lambda targets of the services it calls:
+//                 - a function with `gateway: true` calls every service a gateway route names;
+//                 - any other function calls the services listed in its `calls`.
+//               Reach is one hop: the gateway may invoke reviews-v2, and reviews-v2's own role covers
+//               what reviews-v2 calls. Mirrors are targets of the same service, so they are covered.
+//
+// Both read `custom.meshgate` of serverless.yml:
+//   custom.meshgate.config     the mesh file
+//   custom.meshgate.functions  { <function key>: { gateway?: true, calls?: [service...] } }
+// and each function sets `role: Meshgate<FunctionKey>Role` (the logical ids made here).
+'use strict'
+
+const { readFileSync, mkdirSync, writeFileSync } = require('node:fs')
+const { dirname, resolve } = require('node:path')
+
+const OUTPUT = 'dist/lambda/mesh.json'
+
+async function meshSettings(resolveConfigurationProperty) {
+  const settings = await resolveConfigurationProperty(['custom', 'meshgate'])
+  if (!settings || typeof settings.config !== 'string') {
+    throw new Error('custom.meshgate.config must name the mesh file')
+  }
+  return settings
+}
+
+function readMesh(file) {
+  const text = readFileSync(resolve(file), 'utf8')
+  if (file.endsWith('.json')) return JSON.parse(text)
+  const YAML = require('yaml')
+  const doc = YAML.parseDocument(text)
+  if (doc.errors.length > 0) throw new Error(`${file}: ${doc.errors[0].message}`)
+  return doc.toJS()
+}
+
+/** `name`, `name:alias`, `name:version` or a full ARN → the ARN IAM must allow. */
+function functionArn(spec) {
+  if (spec.startsWith('arn:')) return spec
+  return { 'Fn::Sub': `arn:\${AWS::Partition}:lambda:\${AWS::Region}:\${AWS::AccountId}:function:${spec}` }
+}
+
+function lambdaTargets(mesh, service) {
+  const svc = mesh.services?.[service]
+  if (!svc) throw new Error(`custom.meshgate.functions: unknown mesh service "${service}"`)
+  const out = []
+  for (const target of Object.values(svc.targets ?? {})) {
+    if (target && typeof target.lambda === 'string') out.push(target.lambda)
+  }
+  return out
+}
+
+function servicesCalled(mesh, fn) {
+  if (fn.gateway === true) {
+    return [...new Set((mesh.gateway?.routes ?? []).map((r) => r.service))]
+  }
+  return Array.isArray(fn.calls) ? fn.calls : []
+}
+
+function logicalId(functionKey) {
+  const pascal = functionKey.replace(/(^|[^A-Za-z0-9])([A-Za-z0-9])/g, (_m, _sep, c) => c.toUpperCase())
+  return `Meshgate${pascal}Role`
+}
+
+/** Function key → the function specs (name, name:alias or ARN) it may invoke, sorted. */
+function reachableTargets(mesh, functions) {
+  const out = {}
+  for (const [key, fn] of Object.entries(functions ?? {})) {
+    const specs = new Set()
+    for (const service of servicesCalled(mesh, fn ?? {})) {
+      for (const spec of lambdaTargets(mesh, service)) specs.add(spec)
+    }
+    out[key] = [...specs].sort()
+  }
+  return out
+}
+
+module.exports = {
+  reachableTargets,
+  logicalId,
+
+  async configFile({ resolveConfigurationProperty }) {
+    const settings = await meshSettings(resolveConfigurationProperty)
+    const mesh = readMesh(settings.config)
+    mkdirSync(dirname(resolve(OUTPUT)), { recursive: true })
+    writeFileSync(resolve(OUTPUT), JSON.stringify(mesh))
+    return OUTPUT
+  },
+
+  async roles({ resolveConfigurationProperty }) {
+    const settings = await meshSettings(resolveConfigurationProperty)
+    const mesh = readMesh(settings.config)
+    const reach = reachableTargets(mesh, settings.functions)
+    const resources = {}
+    for (const [key, specs] of Object.entries(reach)) {
+      const role = {
+        Type: 'AWS::IAM::Role',
+        Properties: {
+          AssumeRolePolicyDocument: {
+            Version: '2012-10-17',
+            Statement: [
+              { Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' }, Action: 'sts:AssumeRole' },
+            ],
+          },
+          // Logs, and the X-Ray segments of active tracing.
+          ManagedPolicyArns: [
+            { 'Fn::Sub': `arn:\${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole` },
+            { 'Fn::Sub': `arn:\${AWS::Partition}:iam::aws:policy/AWSXRayDaemonWriteAccess` },
+          ],
+        },
+      }
+      if (specs.length > 0) {
+        role.Properties.Policies = [
+          {
+            PolicyName: 'meshgate-invoke-targets',
+            PolicyDocument: {
+              Version: '2012-10-17',
+              Statement: [
+                { Effect: 'Allow', Action: 'lambda:InvokeFunction', Resource: specs.map(functionArn) },
+              ],
+            },
+          },
+        ]
+      }
+      resources[logicalId(key)] = role
+    }
+    return resources
+  },
+}

@@ -1,0 +1,210 @@
+// The HTTP invoker for the Lambda path: node:http / node:https with keep-alive agents. No undici here:
+// it costs ~40 ms of init, and a function returns whole responses anyway, so the response body is
+// collected into memory. The modules and agents are created on the first call, not at import.
+
+import type { ClientRequest, Agent as HttpAgent, IncomingMessage, RequestOptions } from 'node:http'
+import type { AttemptRequest, Endpoint, HeaderMap, Invoker, MeshResponse } from '../engine/types.ts'
+import { FailureKinds, UpstreamFailure } from '../engine/types.ts'
+
+export interface NodeHttpInvokerOptions {
+  /** Idle keep-alive sockets are closed after this many ms. 5000: Node's own global agent default. */
+  idleTimeout?: number
+  /** Per origin. Infinity: Node's default; the engine's circuit breaker bounds concurrency. */
+  maxSockets?: number
+}
+
+// RFC 9110 §7.6.1 hop-by-hop headers, plus the proxy ones: never forwarded.
+const hopByHop = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+])
+
+/** Copy headers without the hop-by-hop ones (and without any the Connection header names). */
+export function stripHopByHop(headers: HeaderMap): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {}
+  const connection = headers.connection
+  const listed = new Set<string>()
+  if (connection !== undefined) {
+    for (const v of Array.isArray(connection) ? connection : [connection]) {
+      for (const token of v.split(',')) listed.add(token.trim().toLowerCase())
+    }
+  }
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined) continue
+    const key = name.toLowerCase()
+    if (hopByHop.has(key) || listed.has(key)) continue
+    out[key] = value
+  }
+  return out
+}
+
+const connectCodes = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ETIMEDOUT',
+  'EADDRNOTAVAIL',
+])
+
+interface Net {
+  http: typeof import('node:http')
+  https: typeof import('node:https')
+  agents: { http: HttpAgent; https: HttpAgent }
+}
+
+export function createNodeHttpInvoker(opts: NodeHttpInvokerOptions = {}): Invoker {
+  const idleTimeout = opts.idleTimeout ?? 5000
+  const maxSockets = opts.maxSockets ?? Number.POSITIVE_INFINITY
+  let net: Net | undefined
+  let loading: Promise<Net> | undefined
+
+  function load(): Promise<Net> {
+    loading ??= Promise.all([import('node:http'), import('node:https')]).then(([http, https]) => {
+      // lifo: the most recently used socket is the least likely to have been closed by the server
+      // while the function was frozen.
+      const agentOptions = { keepAlive: true, timeout: idleTimeout, maxSockets, scheduling: 'lifo' as const }
+      net = {
+        http,
+        https,
+        agents: { http: new http.Agent(agentOptions), https: new https.Agent(agentOptions) },
+      }
+      return net
+    })
+    return loading
+  }
+
+  async function invoke(req: AttemptRequest, ep: Endpoint, signal: AbortSignal): Promise<MeshResponse> {
+    if (signal.aborted) throw new UpstreamFailure(FailureKinds.timeout, `aborted before sending to ${ep.id}`)
+    const { http, https, agents } = net ?? (await load())
+    const origin = new URL(ep.id)
+    const secure = origin.protocol === 'https:'
+    const headers = stripHopByHop(req.headers)
+    const body = req.body
+    if (typeof body === 'string' || body instanceof Uint8Array) {
+      headers['content-length'] = String(typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength)
+    } else if (body !== null) {
+      // A stream of unknown length goes out chunked; the length it claimed no longer applies.
+      delete headers['content-length']
+    }
+    const options: RequestOptions = {
+      protocol: origin.protocol,
+      hostname: origin.hostname.startsWith('[') ? origin.hostname.slice(1, -1) : origin.hostname,
+      port: origin.port || (secure ? 443 : 80),
+      method: req.method,
+      path: req.path,
+      headers,
+      agent: secure ? agents.https : agents.http,
+    }
+
+    return new Promise<MeshResponse>((resolve, reject) => {
+      let connected = false
+      let settled = false
+      const fail = (err: unknown) => {
+        if (settled) return
+        settled = true
+        signal.removeEventListener('abort', onAbort)
+        reject(classify(err, connected, signal, ep.id))
+      }
+      const onAbort = () => {
+        creq.destroy()
+        fail(signal.reason)
+      }
+      const onResponse = (res: IncomingMessage) => {
+        const chunks: Buffer[] = []
+        let length = 0
+        res.on('data', (chunk: Buffer) => {
+          chunks.push(chunk)
+          length += chunk.byteLength
+        })
+        res.on('error', fail)
+        res.on('aborted', () => fail(Object.assign(new Error('response aborted'), { code: 'ECONNRESET' })))
+        res.on('end', () => {
+          if (settled) return
+          if (!res.complete) {
+            fail(Object.assign(new Error('response ended early'), { code: 'ECONNRESET' }))
+            return
+          }
+          settled = true
+          signal.removeEventListener('abort', onAbort)
+          const buf = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, length)
+          const resHeaders: HeaderMap = {}
+          for (const [name, value] of Object.entries(res.headers)) {
+            if (value !== undefined && !hopByHop.has(name)) resHeaders[name] = value
+          }
+          resolve({
+            status: res.statusCode ?? 502,
+            headers: resHeaders,
+            body: new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength),
+          })
+        })
+      }
+      const creq: ClientRequest = (secure ? https : http).request(options, onResponse)
+      creq.on('socket', (socket) => {
+        // A reused keep-alive socket is already connected; a new one connects later.
+        if (!socket.connecting) connected = true
+        else socket.once('connect', () => (connected = true))
+      })
+      creq.on('error', fail)
+      signal.addEventListener('abort', onAbort, { once: true })
+      writeBody(creq, body).catch((err) => {
+        creq.destroy(err as Error)
+        fail(err)
+      })
+    })
+  }
+
+  return { invoke }
+}
+
+async function writeBody(creq: ClientRequest, body: AttemptRequest['body']): Promise<void> {
+  if (body === null) {
+    creq.end()
+    return
+  }
+  if (typeof body === 'string' || body instanceof Uint8Array) {
+    creq.end(body)
+    return
+  }
+  for await (const chunk of body) {
+    if (creq.destroyed) return
+    if (!creq.write(chunk)) {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          creq.off('drain', done)
+          creq.off('close', done)
+          resolve()
+        }
+        creq.once('drain', done)
+        creq.once('close', done)
+      })
+    }
+  }
+  creq.end()
+}
+
+function classify(err: unknown, connected: boolean, signal: AbortSignal, origin: string): UpstreamFailure {
+  if (err instanceof UpstreamFailure) return err
+  const e = (typeof err === 'object' && err !== null ? err : {}) as {
+    code?: string
+    message?: string
+    name?: string
+  }
+  const message = `${origin}: ${e.message ?? String(err)}`
+  if (signal.aborted || e.name === 'AbortError') {
+    return new UpstreamFailure(FailureKinds.timeout, message, { cause: err })
+  }
+  if (!connected && e.code !== undefined && (connectCodes.has(e.code) || e.code === 'ECONNRESET')) {
+    // Refused, unresolvable, unreachable, or reset during the handshake: nothing reached the app.
+    return new UpstreamFailure(FailureKinds.connectFailure, message, { cause: err })
+  }
+  return new UpstreamFailure(FailureKinds.reset, message, { cause: err })
+}

@@ -1,0 +1,36 @@
+// The edge function: API Gateway (HTTP API v2 or REST API v1) or ALB in front, the mesh's gateway
+// routes behind. The same `mesh()` middleware gives it trace context and metrics; the handler only
+// translates the event, asks the runtime, and translates the answer back.
+
+import middy from '@middy/core'
+import type { Context } from 'aws-lambda'
+import { type LambdaHttpResult, normalizeEvent, toLambdaResult } from './events.ts'
+import { type MeshOptions, mesh } from './middleware.ts'
+
+export type GatewayHandler = (event: unknown, context: Context) => Promise<LambdaHttpResult>
+
+async function routeGatewayEvent(event: unknown, context: Context): Promise<LambdaHttpResult> {
+  const { kind, multiValue, request } = normalizeEvent(event)
+  const { runtime, trace } = context.mesh
+  const res = await runtime.handleGateway(request, trace ? { trace } : {})
+  return toLambdaResult(res, { kind, multiValue })
+}
+
+/** A gateway handler with its own options (config, metrics namespace). */
+export function createGatewayHandler(
+  options: Omit<MeshOptions, 'service'> & { service?: string } = {},
+): GatewayHandler {
+  const handler = middy(routeGatewayEvent).use(mesh({ service: 'gateway', ...options }))
+  return (event, context) => handler(event, context) as Promise<LambdaHttpResult>
+}
+
+let defaultHandler: GatewayHandler | undefined
+
+/**
+ * The ready edge handler (`export { gatewayHandler as handler }`), configured by MESHGATE_CONFIG. Built
+ * on the first event, so importing `meshgate/lambda` never requires the variable.
+ */
+export function gatewayHandler(event: unknown, context: Context): Promise<LambdaHttpResult> {
+  defaultHandler ??= createGatewayHandler()
+  return defaultHandler(event, context)
+}

@@ -1,0 +1,310 @@
+// `mesh()`: the middy middleware that puts a Lambda function in the mesh.
+//
+//  before   per invocation: inbound trace context (`_X_AMZN_TRACE_ID`, else the event's headers) and
+//           `context.mesh.fetch`, which routes `http://<service>/<path>` through the engine with the
+//           same routes and policies as the sidecar. The first invocation loads and compiles the
+//           config (once per container; nothing is read or built at import).
+//  after    flush this invocation's metrics: one stdout write of EMF.
+//  onError  the same flush; the error goes on to the next onError middleware.
+//
+// middy 7 stops the whole chain when any middleware answers early (a `before` returning a value, or
+// one setting `request.earlyResponse`): NO after hook runs, not even those of middlewares already
+// passed. So `before` also watches `request.response` and flushes when middy assigns an early
+// response. Anything still unflushed (an onError earlier in the chain that rethrew) is drained into the
+// next invocation's line rather than lost: metrics are deltas of one registry per container.
+
+import type { MiddlewareObj, Request as MiddyRequest } from '@middy/core'
+import type { Context } from 'aws-lambda'
+import { loadConfig } from '../config/load.ts'
+import { compileMesh } from '../engine/compile.ts'
+import { createMeshRuntime } from '../engine/runtime.ts'
+import type {
+  AttemptEvent,
+  HeaderMap,
+  Invoker,
+  MeshResponse,
+  MeshRuntime,
+  TelemetrySink,
+  TraceContext,
+} from '../engine/types.ts'
+import { systemClock } from '../engine/types.ts'
+import { createNodeHttpInvoker } from '../invokers/http-node.ts'
+import { formatEmf } from '../telemetry/emf.ts'
+import { createMetricsRegistry, type MetricsRegistry } from '../telemetry/metrics.ts'
+import { parseTraceHeaders, parseXRayTraceId } from '../telemetry/trace-context.ts'
+import { subsegmentForAttempt } from '../telemetry/xray.ts'
+import { createXRayEmitter, type XRayEmitter } from '../telemetry/xray-emitter.ts'
+
+export interface MeshOptions {
+  /** This function's mesh service, for metrics and traces. Default: `MESHGATE_SERVICE`, then the function name. */
+  service?: string
+  /** A path to a mesh file (JSON in the bundle is cheapest) or inline JSON. Default: `MESHGATE_CONFIG`. */
+  config?: string
+  /** CloudWatch namespace of the EMF metrics. Default: `MESHGATE_METRICS_NAMESPACE`, then `meshgate`. */
+  namespace?: string
+}
+
+/** `context.mesh`: the mesh client of this invocation. */
+export interface MeshContext {
+  /** A `fetch` for mesh URLs, `http://<service>/<path>` (or `http://<service>.mesh/...`). */
+  fetch(input: string | URL | Request, init?: RequestInit): Promise<Response>
+  /** The service this function is (from the options). */
+  readonly service: string
+  /** The inbound trace context of this invocation, if any. */
+  readonly trace: TraceContext | undefined
+  /** The container's mesh runtime (what `fetch` and the gateway route through). */
+  readonly runtime: MeshRuntime
+}
+
+declare module 'aws-lambda' {
+  interface Context {
+    /** Set by the `mesh()` middleware. */
+    mesh: MeshContext
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The container: config, runtime and telemetry, built once on the first invocation.
+
+interface Container {
+  runtime: MeshRuntime
+  registry: MetricsRegistry
+  mesh: string
+  coldStart: boolean
+}
+
+const containers = new Map<string, Promise<Container>>()
+
+function epochOffset(): number {
+  return Date.now() - systemClock.now()
+}
+
+/**
+ * The Lambda invoker (and the API Gateway event code it carries) is imported on the first call to a
+ * Lambda target: a bundle built with code splitting keeps it in a chunk that a function calling only
+ * HTTP targets never loads. The AWS SDK client inside it loads lazily in any case.
+ */
+function lazyLambdaInvoker(): Invoker {
+  let loading: Promise<Invoker> | undefined
+  return {
+    async invoke(req, endpoint, signal) {
+      loading ??= import('../invokers/lambda-invoker.ts').then((m) => m.createLambdaInvoker())
+      loading.catch(() => {
+        loading = undefined
+      })
+      return (await loading).invoke(req, endpoint, signal)
+    },
+  }
+}
+
+function createContainer(configSource: string): Promise<Container> {
+  let pending = containers.get(configSource)
+  if (pending !== undefined) return pending
+  pending = (async () => {
+    const config = await loadConfig(configSource)
+    const registry = createMetricsRegistry()
+    const metrics = registry.sink()
+    let xray: XRayEmitter | undefined
+    const offset = epochOffset()
+    const telemetry: TelemetrySink = {
+      request: (ev) => metrics.request?.(ev),
+      event: (kind, labels) => metrics.event?.(kind, labels),
+      attempt(ev: AttemptEvent) {
+        // Lambda traces only what the function's own segment samples; its facade segment is the parent.
+        if (ev.trace.sampled !== true || ev.trace.parentId === undefined) return
+        xray ??= createXRayEmitter()
+        xray.send(
+          subsegmentForAttempt(ev, {
+            epochOffsetMs: offset,
+            parentId: ev.trace.parentId,
+            traceId: ev.trace.traceId,
+          }),
+        )
+      },
+    }
+    const runtime = createMeshRuntime(compileMesh(config), {
+      invokers: { http: createNodeHttpInvoker(), lambda: lazyLambdaInvoker() },
+      telemetry,
+    })
+    return { runtime, registry, mesh: config.mesh, coldStart: true }
+  })()
+  // A config that failed to load is tried again on the next invocation, not cached as broken.
+  pending.catch(() => containers.delete(configSource))
+  containers.set(configSource, pending)
+  return pending
+}
+
+// ---------------------------------------------------------------------------------------------
+// context.mesh.fetch
+
+function serviceOf(url: URL): string {
+  if (url.protocol !== 'http:') {
+    throw new TypeError(`meshgate: mesh URLs are http://<service>/<path>, got ${url.protocol}`)
+  }
+  const host = url.hostname.toLowerCase()
+  return host.endsWith('.mesh') ? host.slice(0, -'.mesh'.length) : host
+}
+
+// Statuses whose responses can have no body (the Fetch standard's null body statuses).
+const nullBodyStatus = new Set([101, 103, 204, 205, 304])
+
+/** The engine's response as a standard `Response`. */
+export function toFetchResponse(res: MeshResponse): Response {
+  const headers = new Headers()
+  for (const [name, value] of Object.entries(res.headers)) {
+    if (value === undefined) continue
+    for (const v of Array.isArray(value) ? value : [value]) {
+      try {
+        headers.append(name, v)
+      } catch {
+        // A header value fetch refuses (e.g. a stray control character): drop that header only.
+      }
+    }
+  }
+  // fetch's Response cannot carry 1xx; they never reach here as final responses anyway.
+  const status = res.status >= 200 && res.status <= 599 ? res.status : 502
+  let body: BodyInit | null = null
+  if (!nullBodyStatus.has(status) && res.body !== null) {
+    const b = res.body
+    // Node's Response takes async iterables as bodies too.
+    body = b as BodyInit
+  }
+  return new Response(body, { status, headers })
+}
+
+function makeFetch(
+  runtime: MeshRuntime,
+  trace: TraceContext | undefined,
+): (input: string | URL | Request, init?: RequestInit) => Promise<Response> {
+  return async function meshFetch(input, init) {
+    const req = new Request(input, init)
+    const url = new URL(req.url)
+    const service = serviceOf(url)
+    const headers: HeaderMap = {}
+    req.headers.forEach((value, name) => {
+      headers[name] = value
+    })
+    headers.host = url.host
+    const body = req.body === null ? null : new Uint8Array(await req.arrayBuffer())
+    const res = await runtime.handle(
+      service,
+      { method: req.method, path: url.pathname + url.search, headers, body },
+      { ...(trace ? { trace } : {}), signal: req.signal },
+    )
+    return toFetchResponse(res)
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The middleware
+
+/** What `mesh()` keeps in `request.internal` for one invocation. */
+interface InvocationState {
+  container: Container
+  flushed: boolean
+}
+const STATE = 'meshgate'
+
+/** The hooks take any event and result: `.use(mesh())` fits every handler. */
+type AnyRequest = MiddyRequest<unknown, unknown, Error, Context>
+export type MeshMiddleware = Required<
+  Pick<MiddlewareObj<unknown, unknown, Error, Context>, 'before' | 'after' | 'onError'>
+>
+
+function internalOf(request: AnyRequest): Record<string, unknown> {
+  return request.internal as Record<string, unknown>
+}
+
+const optionKeys = new Set(['service', 'config', 'namespace'])
+
+function validateOptions(options: unknown): MeshOptions {
+  if (options === undefined) return {}
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw new TypeError('meshgate: mesh(options) takes an object: { service?, config?, namespace? }')
+  }
+  for (const [key, value] of Object.entries(options)) {
+    if (!optionKeys.has(key)) throw new TypeError(`meshgate: mesh() has no option "${key}"`)
+    if (value !== undefined && (typeof value !== 'string' || value.trim() === '')) {
+      throw new TypeError(`meshgate: mesh() option "${key}" must be a non-empty string`)
+    }
+  }
+  return options as MeshOptions
+}
+
+function invocationTrace(event: unknown): TraceContext | undefined {
+  // In Lambda the runtime sets this per invocation; its Parent is the function's own segment.
+  const env = process.env._X_AMZN_TRACE_ID
+  const fromEnv = env ? parseXRayTraceId(env) : undefined
+  if (fromEnv !== undefined) return fromEnv
+  const headers = (event as { headers?: unknown } | null)?.headers
+  if (typeof headers !== 'object' || headers === null) return undefined
+  const lower: HeaderMap = {}
+  for (const [k, v] of Object.entries(headers as Record<string, unknown>)) {
+    if (typeof v === 'string') lower[k.toLowerCase()] = v
+  }
+  return parseTraceHeaders(lower)
+}
+
+export function mesh(options?: MeshOptions): MeshMiddleware {
+  const opts = validateOptions(options)
+  // Read the environment once, when the handler is built.
+  const configSource = opts.config ?? process.env.MESHGATE_CONFIG
+  if (configSource === undefined || configSource.trim() === '') {
+    throw new TypeError('meshgate: no mesh config: pass mesh({ config }) or set MESHGATE_CONFIG')
+  }
+  const service =
+    opts.service ?? process.env.MESHGATE_SERVICE ?? process.env.AWS_LAMBDA_FUNCTION_NAME ?? 'lambda'
+  const namespace = opts.namespace ?? process.env.MESHGATE_METRICS_NAMESPACE ?? 'meshgate'
+
+  function flush(state: InvocationState): void {
+    if (state.flushed) return
+    state.flushed = true
+    const { container } = state
+    const text = formatEmf(container.registry.drain(), {
+      namespace,
+      coldStart: container.coldStart,
+      timestamp: Date.now(),
+    })
+    container.coldStart = false
+    // One write per invocation, straight to stdout: console.log in Lambda prefixes each line with a
+    // timestamp and request id, and EMF lines must be bare JSON.
+    if (text !== '') process.stdout.write(`${text}\n`)
+  }
+
+  /** Flush when middy assigns an early response: middy runs no after hooks in that case. */
+  function watchEarlyResponse(request: AnyRequest, state: InvocationState): void {
+    let response = request.response
+    Object.defineProperty(request, 'response', {
+      configurable: true,
+      enumerable: true,
+      get: () => response,
+      set(value: unknown) {
+        response = value
+        if ('earlyResponse' in request) flush(state)
+      },
+    })
+  }
+
+  async function meshBefore(request: AnyRequest): Promise<void> {
+    const container = await createContainer(configSource!)
+    const state: InvocationState = { container, flushed: false }
+    internalOf(request)[STATE] = state
+    const trace = invocationTrace(request.event)
+    const fetch = makeFetch(container.runtime, trace)
+    const meshContext: MeshContext = { fetch, service, trace, runtime: container.runtime }
+    request.context.mesh = meshContext
+    watchEarlyResponse(request, state)
+  }
+
+  function meshAfter(request: AnyRequest): void {
+    const state = internalOf(request)[STATE] as InvocationState | undefined
+    if (state) flush(state)
+  }
+
+  function meshOnError(request: AnyRequest): void {
+    const state = internalOf(request)[STATE] as InvocationState | undefined
+    if (state) flush(state)
+  }
+
+  return { before: meshBefore, after: meshAfter, onError: meshOnError }
+}
