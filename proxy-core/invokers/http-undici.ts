@@ -1,0 +1,206 @@
+// The sidecar's HTTP invoker: one keep-alive undici `Pool` per upstream origin, driven through the
+// dispatcher API. Bodies stream both ways; the response body goes back as undici's own stream so the
+// server can pipe it without buffering. Only the sidecar loads this file (undici costs ~40 ms to load).
+
+import { Pool } from 'undici'
+import type {
+  AttemptRequest,
+  Endpoint,
+  FailureKind,
+  HeaderMap,
+  Invoker,
+  MeshResponse,
+} from '../engine/types.ts'
+import { FailureKinds, UpstreamFailure } from '../engine/types.ts'
+import { connectionTokens, dropHeader, keepTe } from '../sidecar/hop-by-hop.ts'
+
+export interface UndiciInvokerOptions {
+  /** Connections per origin; null: no limit (the circuit breaker bounds concurrency). */
+  connections?: number | null
+  /** TCP/TLS connect timeout, ms. 10 s: undici's default, and well above any LAN connect. */
+  connectTimeout?: number
+  /** Idle keep-alive sockets close after this, ms. 4 s: undici's default, under node's 5 s server side. */
+  keepAliveTimeout?: number
+  /** Longest silence within a response body, ms. 300 s: Envoy's stream idle timeout is 5 min. */
+  bodyTimeout?: number
+  /** Upstream response headers larger than this fail the attempt. 16 KiB, as node's default. */
+  maxHeaderSize?: number
+  /** Extra TLS options for https origins (e.g. `ca` for a private CA, `rejectUnauthorized`). */
+  tls?: { ca?: string | Buffer | Array<string | Buffer>; rejectUnauthorized?: boolean; servername?: string }
+  /**
+   * 5xx responses with a declared length up to this many bytes are read fully before being returned,
+   * so a response the pipeline discards for a retry never pins a pooled connection. 64 KiB.
+   */
+  bufferErrorBodies?: number
+}
+
+export interface UndiciInvoker extends Invoker {
+  /** Closes every pool, letting in-flight requests finish. */
+  close(): Promise<void>
+  /** Open pools and their connection counts, for `/stats`. */
+  stats(): Record<string, { connected: number; pending: number; running: number }>
+}
+
+type Method = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'DELETE' | 'CONNECT' | 'OPTIONS' | 'TRACE' | 'PATCH'
+
+/** Methods whose responses carry no body, and statuses that never do (RFC 9110 §6.4.1). */
+function bodyless(method: string, status: number): boolean {
+  return method === 'HEAD' || status === 204 || status === 304 || (status >= 100 && status < 200)
+}
+
+export function createUndiciInvoker(opts: UndiciInvokerOptions = {}): UndiciInvoker {
+  const pools = new Map<string, Pool>()
+  const bufferLimit = opts.bufferErrorBodies ?? 64 * 1024
+  let closed = false
+
+  function poolFor(endpoint: Endpoint): Pool {
+    const origin = endpoint.id
+    let pool = pools.get(origin)
+    if (pool === undefined) {
+      const https = origin.startsWith('https:')
+      pool = new Pool(origin, {
+        connections: opts.connections ?? null,
+        connectTimeout: opts.connectTimeout ?? 10_000,
+        keepAliveTimeout: opts.keepAliveTimeout ?? 4_000,
+        // The route and per-try timeouts (the pipeline's AbortSignal) bound the wait for headers.
+        headersTimeout: 0,
+        bodyTimeout: opts.bodyTimeout ?? 300_000,
+        maxHeaderSize: opts.maxHeaderSize ?? 16 * 1024,
+        // HTTP/2 only where the upstream offers it in ALPN, which needs TLS; cleartext stays HTTP/1.1.
+        allowH2: https,
+        ...(https && opts.tls !== undefined ? { connect: opts.tls } : {}),
+      })
+      pools.set(origin, pool)
+    }
+    return pool
+  }
+
+  async function invoke(req: AttemptRequest, endpoint: Endpoint, signal: AbortSignal): Promise<MeshResponse> {
+    if (closed) throw new UpstreamFailure(FailureKinds.connectFailure, 'http invoker is closed')
+    if (signal.aborted) throw new UpstreamFailure(FailureKinds.timeout, 'aborted before sending')
+    const pool = poolFor(endpoint)
+    const body = req.body
+    let res: Awaited<ReturnType<Pool['request']>>
+    try {
+      res = await pool.request({
+        method: req.method as Method,
+        path: req.path,
+        headers: outgoingHeaders(req.headers),
+        // undici takes strings, bytes and (async) iterables, an IncomingMessage included, as they are.
+        body: body as never,
+        signal,
+      })
+    } catch (err) {
+      throw toFailure(err, signal)
+    }
+    const headers = incomingHeaders(res.headers as HeaderMap)
+    if (bodyless(req.method, res.statusCode)) {
+      res.body.resume()
+      return { status: res.statusCode, headers, body: null }
+    }
+    if (res.statusCode >= 500 && bufferLimit > 0) {
+      const length = Number(res.headers['content-length'])
+      if (Number.isFinite(length) && length <= bufferLimit) {
+        try {
+          return { status: res.statusCode, headers, body: new Uint8Array(await res.body.arrayBuffer()) }
+        } catch (err) {
+          throw toFailure(err, signal)
+        }
+      }
+    }
+    return { status: res.statusCode, headers, body: res.body }
+  }
+
+  return {
+    invoke,
+    async close() {
+      closed = true
+      const all = [...pools.values()]
+      pools.clear()
+      await Promise.allSettled(all.map((p) => p.close()))
+    },
+    stats() {
+      const out: Record<string, { connected: number; pending: number; running: number }> = {}
+      for (const [origin, pool] of pools) {
+        const s = pool.stats
+        out[origin] = { connected: s.connected, pending: s.pending, running: s.running }
+      }
+      return out
+    },
+  }
+}
+
+/** The request headers as undici's flat `[name, value, …]` list, hop-by-hop ones left out. */
+function outgoingHeaders(headers: HeaderMap): string[] {
+  const listed = connectionTokens(headers.connection)
+  const out: string[] = []
+  for (const name in headers) {
+    const value = headers[name]
+    if (value === undefined) continue
+    if (name === 'te') {
+      if (keepTe(value)) out.push('te', 'trailers')
+      continue
+    }
+    // Expect: 100-continue is answered by the sidecar's own server; undici refuses the header anyway.
+    if (name === 'expect' || dropHeader(name, listed)) continue
+    if (typeof value === 'string') out.push(name, value)
+    else for (const v of value) out.push(name, v)
+  }
+  return out
+}
+
+/** The response headers without hop-by-hop ones. Edits undici's object in place: it is ours now. */
+function incomingHeaders(headers: HeaderMap): HeaderMap {
+  const listed = connectionTokens(headers.connection)
+  for (const name in headers) {
+    if (dropHeader(name, listed)) delete headers[name]
+  }
+  return headers
+}
+
+const CONNECT_CODES: ReadonlySet<string> = new Set([
+  'ECONNREFUSED',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EADDRNOTAVAIL',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'CERT_HAS_EXPIRED',
+])
+const TIMEOUT_CODES: ReadonlySet<string> = new Set([
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+  'UND_ERR_ABORTED',
+  'ABORT_ERR',
+])
+
+/** The error's code and its cause's: undici wraps socket errors (ECONNREFUSED under UND_ERR_SOCKET). */
+function errorCodes(err: unknown): string[] {
+  const codes: string[] = []
+  if (typeof err !== 'object' || err === null) return codes
+  const e = err as { code?: unknown; cause?: { code?: unknown } | null }
+  if (typeof e.code === 'string') codes.push(e.code)
+  if (typeof e.cause?.code === 'string') codes.push(e.cause.code)
+  return codes
+}
+
+/**
+ * Map whatever undici threw to the pipeline's failure kinds: the signal firing is a timeout whatever
+ * error it surfaced as; a connection never made is a connect-failure (safe to retry anywhere); anything
+ * that broke an established exchange (reset, closed socket, a parser error) is a reset.
+ */
+function toFailure(err: unknown, signal: AbortSignal): UpstreamFailure {
+  if (err instanceof UpstreamFailure) return err
+  const message = err instanceof Error ? err.message : String(err)
+  const codes = errorCodes(err)
+  let kind: FailureKind = FailureKinds.reset
+  if (signal.aborted || codes.some((c) => TIMEOUT_CODES.has(c))) kind = FailureKinds.timeout
+  else if (codes.some((c) => CONNECT_CODES.has(c))) kind = FailureKinds.connectFailure
+  const code = codes.at(-1)
+  return new UpstreamFailure(kind, code === undefined ? message : `${code}: ${message}`, { cause: err })
+}

@@ -1,0 +1,91 @@
+// The admin listener (Envoy's admin port, read-only): readiness for the orchestrator, liveness, stats,
+// Prometheus metrics and the effective config. Bound to loopback by default: it says a lot about the mesh.
+
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { MeshConfig } from '../engine/types.ts'
+import type { MetricsRegistry } from '../telemetry/metrics.ts'
+import { CodeClasses } from '../telemetry/metrics.ts'
+import { formatPrometheus, PROMETHEUS_CONTENT_TYPE } from '../telemetry/prometheus.ts'
+
+export interface AdminState {
+  config(): MeshConfig | undefined
+  draining(): boolean
+  /** Extra JSON for `/stats`: listeners, pools, reloads. */
+  stats(): Record<string, unknown>
+  registry: MetricsRegistry
+}
+
+function send(res: ServerResponse, status: number, type: string, body: string): void {
+  res.statusCode = status
+  res.setHeader('content-type', type)
+  res.setHeader('content-length', Buffer.byteLength(body))
+  res.setHeader('cache-control', 'no-store')
+  res.end(body)
+}
+
+function json(res: ServerResponse, status: number, value: unknown): void {
+  send(res, status, 'application/json', `${JSON.stringify(value, null, 2)}\n`)
+}
+
+/** Per-series totals for `/stats`: the same numbers as `/metrics`, in one JSON document. */
+function seriesStats(registry: MetricsRegistry): unknown[] {
+  const out: unknown[] = []
+  for (const s of registry.series()) {
+    const t = s.total
+    const codes: Record<string, number> = {}
+    CodeClasses.forEach((cls, i) => {
+      if (t.codes[i]! > 0) codes[cls] = t.codes[i]!
+    })
+    const round = (v: number) => (Number.isNaN(v) ? null : Math.round(v * 1000) / 1000)
+    out.push({
+      ...s.labels,
+      requests: t.requests,
+      codes,
+      retries: t.retries,
+      faults: t.faults,
+      ejections: t.ejections,
+      circuitOpen: t.circuitOpen,
+      retryBudgetExhausted: t.retryBudgetExhausted,
+      mirrors: t.mirrors,
+      latencyMs: {
+        p50: round(t.latency.percentile(50)),
+        p90: round(t.latency.percentile(90)),
+        p99: round(t.latency.percentile(99)),
+      },
+    })
+  }
+  return out
+}
+
+export function createAdminHandler(state: AdminState) {
+  return async function handleAdmin(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.setHeader('allow', 'GET, HEAD')
+      return json(res, 405, { error: 'method_not_allowed' })
+    }
+    const path = (req.url ?? '/').split('?', 1)[0]
+    switch (path) {
+      case '/ready': {
+        // Not ready while draining: the orchestrator stops sending before the listeners close.
+        if (state.draining()) return send(res, 503, 'text/plain', 'draining\n')
+        if (state.config() === undefined) return send(res, 503, 'text/plain', 'no config\n')
+        return send(res, 200, 'text/plain', 'ready\n')
+      }
+      case '/healthz':
+        return send(res, 200, 'text/plain', 'ok\n')
+      case '/stats':
+        return json(res, 200, { ...state.stats(), series: seriesStats(state.registry) })
+      case '/metrics':
+        return send(res, 200, PROMETHEUS_CONTENT_TYPE, formatPrometheus(state.registry))
+      case '/config': {
+        const cfg = state.config()
+        return cfg === undefined ? json(res, 503, { error: 'no config' }) : json(res, 200, cfg)
+      }
+      default:
+        return json(res, 404, {
+          error: 'not_found',
+          endpoints: ['/ready', '/healthz', '/stats', '/metrics', '/config'],
+        })
+    }
+  }
+}

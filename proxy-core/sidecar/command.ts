@@ -1,0 +1,225 @@
+// `meshgate sidecar …`: the one file of the sidecar with process side effects. It reads flags and the
+// environment, prints the bound addresses and the access log on stdout (notices on stderr), reloads on
+// SIGHUP and on changes to the config file, and drains on SIGTERM/SIGINT before exiting 0.
+
+import type { FSWatcher } from 'node:fs'
+import { watch } from 'node:fs'
+import { basename, dirname, resolve } from 'node:path'
+import { parseDuration } from '../config/duration.ts'
+import type { Sidecar, SidecarOptions } from './index.ts'
+import { DEFAULT_ADMIN, DEFAULT_DRAIN_MS, DEFAULT_INBOUND, DEFAULT_OUTBOUND, startSidecar } from './index.ts'
+import { parseListenAddress } from './listen-address.ts'
+
+/** Flag → environment variable, for container specs that prefer the environment. */
+const FLAGS = {
+  config: 'MESHGATE_CONFIG',
+  service: 'MESHGATE_SERVICE',
+  app: 'MESHGATE_APP',
+  outbound: 'MESHGATE_OUTBOUND',
+  inbound: 'MESHGATE_INBOUND',
+  admin: 'MESHGATE_ADMIN',
+  drain: 'MESHGATE_DRAIN',
+} as const
+type Flag = keyof typeof FLAGS
+
+/** Several file events come per save (write, rename, chmod); one reload per burst. */
+const WATCH_DEBOUNCE_MS = 150
+/** If anything still holds the process after the drain, exit anyway this long after it. */
+const EXIT_GRACE_MS = 2000
+
+export const SIDECAR_USAGE = `usage: meshgate sidecar --config FILE --service NAME [--app URL]
+                        [--outbound ${DEFAULT_OUTBOUND}] [--inbound ${DEFAULT_INBOUND}]
+                        [--admin ${DEFAULT_ADMIN}] [--drain ${DEFAULT_DRAIN_MS / 1000}s]
+Each flag can also come from the environment: ${Object.values(FLAGS).join(', ')}.
+Port 0 binds a free port; the bound addresses are printed as one JSON line on stdout.`
+
+class UsageError extends Error {}
+
+/** `--drain 20s`, `--drain 500ms`, or a bare number of seconds (`--drain 20`). */
+function parseDrain(text: string): number {
+  if (/^\d+(\.\d+)?$/.test(text)) return Number(text) * 1000
+  const ms = parseDuration(text)
+  if (ms === undefined) throw new UsageError(`--drain: not a duration: ${JSON.stringify(text)} (e.g. 20s)`)
+  return ms
+}
+
+/** Flags win over the environment; `--flag value` and `--flag=value` both work. */
+export function parseSidecarArgs(argv: readonly string[], env: NodeJS.ProcessEnv): SidecarOptions | 'help' {
+  const args = argv[0] === 'sidecar' ? argv.slice(1) : [...argv]
+  const given: Partial<Record<Flag, string>> = {}
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!
+    if (arg === '--help' || arg === '-h') return 'help'
+    if (!arg.startsWith('--')) throw new UsageError(`unexpected argument ${JSON.stringify(arg)}`)
+    const eq = arg.indexOf('=')
+    const name = (eq < 0 ? arg.slice(2) : arg.slice(2, eq)) as Flag
+    if (!Object.hasOwn(FLAGS, name)) throw new UsageError(`unknown flag --${name}`)
+    let value: string | undefined = eq < 0 ? args[++i] : arg.slice(eq + 1)
+    if (value === undefined || (eq < 0 && value.startsWith('--')))
+      throw new UsageError(`--${name} needs a value`)
+    value = value.trim()
+    given[name] = value
+  }
+  const get = (flag: Flag): string | undefined => {
+    const v = given[flag] ?? env[FLAGS[flag]]
+    return v === undefined || v === '' ? undefined : v
+  }
+  const configPath = get('config')
+  const service = get('service')
+  if (configPath === undefined) throw new UsageError('--config (or MESHGATE_CONFIG) is required')
+  if (service === undefined) throw new UsageError('--service (or MESHGATE_SERVICE) is required')
+  const opts: SidecarOptions = { configPath: resolve(configPath), service }
+  for (const flag of ['outbound', 'inbound', 'admin'] as const) {
+    const v = get(flag)
+    if (v === undefined) continue
+    try {
+      parseListenAddress(v)
+    } catch (err) {
+      throw new UsageError(`--${flag}: ${(err as Error).message}`)
+    }
+    opts[flag] = v
+  }
+  const app = get('app')
+  if (app !== undefined) {
+    let url: URL
+    try {
+      url = new URL(app)
+    } catch {
+      throw new UsageError(`--app: not a URL: ${JSON.stringify(app)} (e.g. http://127.0.0.1:8080)`)
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:')
+      throw new UsageError('--app: want an http(s) URL')
+    opts.app = url.origin
+  }
+  const drain = get('drain')
+  if (drain !== undefined) opts.drainMs = parseDrain(drain)
+  return opts
+}
+
+/** Telemetry settings that only the environment carries (they differ per platform, not per mesh). */
+function telemetryFromEnv(env: NodeJS.ProcessEnv): Partial<SidecarOptions> {
+  const out: Partial<SidecarOptions> = {}
+  out.xrayDaemon = env.MESHGATE_XRAY === 'off' ? null : (env.AWS_XRAY_DAEMON_ADDRESS ?? '127.0.0.1:2000')
+  out.xrayOrigin = env.KUBERNETES_SERVICE_HOST ? 'AWS::EKS::Container' : 'AWS::ECS::Container'
+  // PutMetricData needs AWS credentials and a region: on by default inside ECS (the task role), else
+  // when a namespace is named. MESHGATE_CLOUDWATCH=off turns it off everywhere.
+  const namespace =
+    env.MESHGATE_CLOUDWATCH_NAMESPACE ?? (env.ECS_CONTAINER_METADATA_URI_V4 ? 'meshgate' : undefined)
+  if (namespace !== undefined && env.MESHGATE_CLOUDWATCH !== 'off') {
+    out.cloudWatch = {
+      namespace,
+      ...(env.MESHGATE_CLOUDWATCH_ENDPOINT ? { endpoint: env.MESHGATE_CLOUDWATCH_ENDPOINT } : {}),
+    }
+  }
+  if (env.MESHGATE_DNS_SERVERS) out.dnsServers = env.MESHGATE_DNS_SERVERS.split(',').map((s) => s.trim())
+  return out
+}
+
+function oneLine(err: unknown): string {
+  return (err instanceof Error ? err.message : String(err)).split('\n').join('; ')
+}
+
+export async function runSidecarCommand(argv: string[]): Promise<number> {
+  const out = (line: string) => process.stdout.write(`${line}\n`)
+  const note = (line: string) => process.stderr.write(`meshgate sidecar: ${line}\n`)
+  let parsed: SidecarOptions | 'help'
+  try {
+    parsed = parseSidecarArgs(argv, process.env)
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err
+    process.stderr.write(`meshgate sidecar: ${err.message}\n${SIDECAR_USAGE}\n`)
+    return 2
+  }
+  if (parsed === 'help') {
+    out(SIDECAR_USAGE)
+    return 0
+  }
+  const opts: SidecarOptions = { ...telemetryFromEnv(process.env), ...parsed, log: out }
+
+  let sidecar: Sidecar
+  try {
+    sidecar = await startSidecar(opts)
+  } catch (err) {
+    note(`cannot start: ${oneLine(err)}`)
+    return 1
+  }
+  out(
+    JSON.stringify({
+      event: 'listening',
+      service: opts.service,
+      mesh: sidecar.config().mesh,
+      outbound: sidecar.addresses.outbound,
+      inbound: sidecar.addresses.inbound,
+      admin: sidecar.addresses.admin,
+      pid: process.pid,
+    }),
+  )
+
+  // Reloads run one at a time; a request for one while another runs is folded into a rerun.
+  let reloading: Promise<void> | undefined
+  let again = false
+  const reload = (why: string): void => {
+    if (reloading !== undefined) {
+      again = true
+      return
+    }
+    reloading = (async () => {
+      do {
+        again = false
+        try {
+          if (await sidecar.reload()) note(`config reloaded (${why}): ${opts.configPath}`)
+        } catch (err) {
+          note(`config reload refused, still serving the previous config: ${oneLine(err)}`)
+        }
+      } while (again)
+      reloading = undefined
+    })()
+  }
+
+  // The directory, not the file: editors and Kubernetes ConfigMaps replace files by renaming, and a
+  // watch on the old inode would go quiet. reload() ignores events that left the bytes unchanged.
+  let watcher: FSWatcher | undefined
+  let debounce: NodeJS.Timeout | undefined
+  const file = basename(opts.configPath)
+  try {
+    watcher = watch(dirname(opts.configPath), (_event, name) => {
+      // ConfigMaps swap a `..data` symlink; any other file's events are ignored.
+      if (name !== null && name !== file && !name.startsWith('..')) return
+      clearTimeout(debounce)
+      debounce = setTimeout(() => reload('file changed'), WATCH_DEBOUNCE_MS)
+    })
+    watcher.on('error', (err) => note(`config watch stopped: ${oneLine(err)}`))
+  } catch (err) {
+    note(`cannot watch the config directory (SIGHUP still reloads): ${oneLine(err)}`)
+  }
+
+  const onHup = () => reload('SIGHUP')
+  process.on('SIGHUP', onHup)
+
+  return new Promise<number>((done) => {
+    let signals = 0
+    const onStop = (signal: NodeJS.Signals) => {
+      signals++
+      if (signals > 1) {
+        if (signal === 'SIGINT') process.exit(130)
+        return
+      }
+      note(`${signal}: draining (up to ${(opts.drainMs ?? DEFAULT_DRAIN_MS) / 1000}s)`)
+      watcher?.close()
+      clearTimeout(debounce)
+      process.off('SIGHUP', onHup)
+      void (async () => {
+        const result = await sidecar.drain()
+        if (!result.drained) note(`drain time over with ${result.inFlight} requests still in flight`)
+        await sidecar.close()
+        process.off('SIGTERM', onStop)
+        process.off('SIGINT', onStop)
+        // Whatever still holds the event loop (a stuck upstream socket), the process ends soon.
+        setTimeout(() => process.exit(0), EXIT_GRACE_MS).unref()
+        done(0)
+      })()
+    }
+    process.on('SIGTERM', onStop)
+    process.on('SIGINT', onStop)
+  })
+}

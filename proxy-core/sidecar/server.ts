@@ -1,0 +1,147 @@
+// One HTTP/1.1 listener of the sidecar (outbound, inbound or admin): node's server with the header
+// limits, malformed requests answered with a 4xx instead of a dropped socket, and the bookkeeping a
+// graceful drain needs (requests in flight, open connections, stop accepting without cutting anyone off).
+
+import type { IncomingMessage, Server, ServerResponse } from 'node:http'
+import { createServer, STATUS_CODES } from 'node:http'
+import type { Socket } from 'node:net'
+import { Server as NetServer } from 'node:net'
+import { ErrorCodes } from '../engine/errors.ts'
+import { KEEP_ALIVE_TIMEOUT, MAX_HEADER_BYTES, MAX_HEADER_COUNT } from './limits.ts'
+import type { ListenAddress } from './listen-address.ts'
+import { formatAddress } from './listen-address.ts'
+
+export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => Promise<void>
+
+export interface Listener {
+  readonly server: Server
+  /** `host:port` actually bound (port 0 resolved). */
+  readonly address: string
+  /** Requests received and not yet answered in full. */
+  inFlight(): number
+  /** performance.now() of the last request start or end: a drain waits for quiet, not just zero. */
+  lastActivity(): number
+  connections(): number
+  /** Stop accepting connections; open ones keep being served (a drain closes them later). */
+  stopAccepting(): void
+  closeIdle(): void
+  /** Close everything now and wait for the server to be fully closed. */
+  close(): Promise<void>
+}
+
+/** A raw error response on a socket whose request node could not parse. */
+function rawError(status: number, code: string): string {
+  const body = JSON.stringify({ error: code })
+  return (
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n` +
+    'content-type: application/json\r\n' +
+    `content-length: ${Buffer.byteLength(body)}\r\n` +
+    `x-meshgate-error: ${code}\r\n` +
+    'connection: close\r\n\r\n' +
+    body
+  )
+}
+
+function onClientError(err: Error & { code?: string }, socket: Socket): void {
+  // A reset peer, or a response already on its way: nothing sensible can be written any more.
+  const started = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent
+  if (err.code === 'ECONNRESET' || !socket.writable || started === true) {
+    socket.destroy()
+    return
+  }
+  let status = 400
+  let code: string = ErrorCodes.badRequest
+  if (err.code === 'HPE_HEADER_OVERFLOW') {
+    status = 431
+    code = ErrorCodes.headersTooLarge
+  } else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    status = 408
+  }
+  socket.end(rawError(status, code))
+}
+
+/** Starts a listener; resolves once it is bound. `onError` hears of errors a handler failed to answer. */
+export async function listen(
+  at: ListenAddress,
+  handler: RequestHandler,
+  onError: (err: unknown) => void = () => {},
+): Promise<Listener> {
+  const sockets = new Set<Socket>()
+  let inFlight = 0
+  let lastActivity = performance.now()
+  const server = createServer(
+    {
+      maxHeaderSize: MAX_HEADER_BYTES,
+      keepAliveTimeout: KEEP_ALIVE_TIMEOUT,
+      // Uploads of any size stream through: no bound on the whole request, only on its headers (60 s).
+      requestTimeout: 0,
+      // Writes of small responses go out at once, not after Nagle's delay.
+      noDelay: true,
+    },
+    (req, res) => {
+      inFlight++
+      lastActivity = performance.now()
+      res.once('close', () => {
+        inFlight--
+        lastActivity = performance.now()
+      })
+      handler(req, res).catch((err: unknown) => {
+        // Handlers answer their own errors; reaching here is a bug, and the connection cannot be trusted.
+        onError(err)
+        if (!res.headersSent) {
+          res.statusCode = 500
+          res.end()
+        } else res.destroy()
+      })
+    },
+  )
+  // node stores at most this many header lines; one more than the limit lets the handler see the excess.
+  server.maxHeadersCount = MAX_HEADER_COUNT + 1
+  server.on('clientError', onClientError)
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket)
+    socket.once('close', () => sockets.delete(socket))
+  })
+  // CONNECT would make the sidecar a tunnel to anywhere: never.
+  server.on('connect', (_req: IncomingMessage, socket: Socket) => {
+    socket.end(rawError(405, ErrorCodes.badRequest))
+  })
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen({ host: at.host, port: at.port }, () => {
+      server.off('error', reject)
+      resolve()
+    })
+  })
+  const bound = server.address()
+  const address =
+    bound !== null && typeof bound === 'object' ? formatAddress(bound.address, bound.port) : String(bound)
+  let accepting = true
+
+  return {
+    server,
+    address,
+    inFlight: () => inFlight,
+    lastActivity: () => lastActivity,
+    connections: () => sockets.size,
+    stopAccepting() {
+      if (!accepting) return
+      accepting = false
+      // net.Server's close, not http.Server's: the latter also drops idle keep-alive connections at
+      // once, racing any request a client is writing on one right now.
+      NetServer.prototype.close.call(server)
+    },
+    closeIdle() {
+      server.closeIdleConnections()
+    },
+    close() {
+      accepting = false
+      return new Promise<void>((resolve) => {
+        server.close(() => resolve())
+        server.closeAllConnections()
+        for (const s of sockets) s.destroy()
+      })
+    },
+  }
+}

@@ -1,0 +1,113 @@
+// X-Ray in the sidecar. Outbound: the app's trace header names its own segment, so each upstream
+// attempt becomes a subsegment under it; when the app sent no trace, the sidecar starts one and writes
+// the segment for the whole call itself (its id is the Parent the attempts hang from). Inbound: one
+// segment per request for this service, whose id goes to the app as the Parent of its own work.
+
+import type { Clock, HeaderMap, Random, RequestEvent, TelemetrySink, TraceContext } from '../engine/types.ts'
+import type { Sampler, SamplerConfig } from '../telemetry/sampler.ts'
+import { createSampler } from '../telemetry/sampler.ts'
+import { newSpanId, newTraceId, parseTraceHeaders, writeTraceHeaders } from '../telemetry/trace-context.ts'
+import { segmentForRequest, subsegmentForAttempt } from '../telemetry/xray.ts'
+import type { XRayEmitter } from '../telemetry/xray-emitter.ts'
+
+export interface SidecarTracingOptions {
+  /** This sidecar's service: the name of the segments it writes. */
+  service: string
+  emitter: XRayEmitter | undefined
+  clock: Clock
+  random: Random
+  /** `AWS::ECS::Container` or `AWS::EKS::Container`. */
+  origin: string
+}
+
+export interface InboundTrace {
+  trace: TraceContext
+  /** The segment the sidecar writes for this request. */
+  segmentId: string
+}
+
+export interface SidecarTracing {
+  /** New sampling rule (the mesh config's `tracing.sampling`), applied from the next request. */
+  configure(sampling: SamplerConfig): void
+  /** The trace for an outbound call: the app's, or a new one the sidecar owns. Undefined: let the runtime decide. */
+  outbound(headers: HeaderMap): TraceContext | undefined
+  /** Starts an inbound request's trace and writes the headers the app will see. */
+  inbound(headers: HeaderMap): InboundTrace
+  /** Sends the inbound segment once the response is done. */
+  finishInbound(ev: RequestEvent, t: InboundTrace, extra: { clientIp?: string; userAgent?: string }): void
+  /** Attempt subsegments, and the segments of outbound calls the sidecar started. */
+  readonly sink: TelemetrySink
+}
+
+export function createSidecarTracing(opts: SidecarTracingOptions): SidecarTracing {
+  const { emitter, clock, random } = opts
+  let sampler: Sampler = createSampler({ reservoirPerSecond: 1, rate: 5 }, clock, random)
+  // Outbound traces whose segment is ours to write (the app sent no trace header).
+  const owned = new WeakSet<TraceContext>()
+  // Clock values are performance.now(); X-Ray wants epoch time.
+  const epochOffset = (): number => Date.now() - clock.now()
+
+  return {
+    configure(sampling) {
+      sampler = createSampler(sampling, clock, random)
+    },
+    outbound(headers) {
+      if (emitter === undefined) return undefined
+      if (parseTraceHeaders(headers) !== undefined) return undefined
+      const trace: TraceContext = {
+        traceId: newTraceId(Date.now(), random),
+        parentId: newSpanId(random),
+        sampled: sampler.sample(),
+      }
+      if (trace.sampled) owned.add(trace)
+      return trace
+    },
+    inbound(headers) {
+      const caller = parseTraceHeaders(headers)
+      const trace: TraceContext = caller ?? { traceId: newTraceId(Date.now(), random) }
+      if (trace.sampled === undefined) trace.sampled = sampler.sample()
+      const segmentId = newSpanId(random)
+      writeTraceHeaders(headers, trace, segmentId)
+      return { trace, segmentId }
+    },
+    finishInbound(ev, t, extra) {
+      if (emitter === undefined || t.trace.sampled !== true) return
+      const doc = segmentForRequest(ev, {
+        epochOffsetMs: epochOffset(),
+        id: t.segmentId,
+        traceId: t.trace.traceId,
+        origin: opts.origin,
+        ...(t.trace.parentId === undefined ? {} : { parentId: t.trace.parentId }),
+        ...(extra.clientIp === undefined ? {} : { clientIp: extra.clientIp }),
+        ...(extra.userAgent === undefined ? {} : { userAgent: extra.userAgent }),
+      })
+      emitter.send(doc)
+    },
+    sink: {
+      attempt(ev) {
+        if (emitter === undefined || ev.trace.sampled !== true || ev.trace.parentId === undefined) return
+        emitter.send(
+          subsegmentForAttempt(ev, {
+            epochOffsetMs: epochOffset(),
+            parentId: ev.trace.parentId,
+            traceId: ev.trace.traceId,
+          }),
+        )
+      },
+      request(ev) {
+        const trace = ev.trace
+        if (emitter === undefined || trace === undefined || !owned.has(trace) || trace.parentId === undefined)
+          return
+        emitter.send(
+          segmentForRequest(ev, {
+            epochOffsetMs: epochOffset(),
+            id: trace.parentId,
+            traceId: trace.traceId,
+            origin: opts.origin,
+            name: opts.service,
+          }),
+        )
+      },
+    },
+  }
+}

@@ -1,0 +1,50 @@
+// From the engine's MeshResponse back to the client: status and headers (hop-by-hop ones never pass),
+// then the body, streamed with `pipeline` so a slow client applies backpressure to the upstream and a
+// client that goes away tears the upstream stream down with it.
+
+import type { ServerResponse } from 'node:http'
+import { pipeline } from 'node:stream/promises'
+import type { ErrorCode } from '../engine/errors.ts'
+import { errorResponse, MeshError } from '../engine/errors.ts'
+import type { MeshResponse } from '../engine/types.ts'
+import { connectionTokens, dropHeader } from './hop-by-hop.ts'
+
+export interface WriteOptions {
+  /** Ask the client to close the connection after this response (set while draining). */
+  close?: boolean
+}
+
+/** Writes `res`; resolves when the body is fully written, rejects if the stream broke on either side. */
+export async function writeResponse(
+  out: ServerResponse,
+  res: MeshResponse,
+  opts: WriteOptions = {},
+): Promise<void> {
+  const listed = connectionTokens(res.headers.connection)
+  for (const name in res.headers) {
+    const value = res.headers[name]
+    if (value === undefined || dropHeader(name, listed)) continue
+    out.setHeader(name, value)
+  }
+  if (opts.close) out.setHeader('connection', 'close')
+  out.statusCode = res.status
+  const body = res.body
+  if (body === null) {
+    out.end()
+    return
+  }
+  if (typeof body === 'string' || body instanceof Uint8Array) {
+    out.end(body)
+    return
+  }
+  await pipeline(body, out)
+}
+
+/** The response for an error the sidecar itself detects before the pipeline runs (431, 400, 404...). */
+export function sidecarError(
+  code: ErrorCode,
+  message: string,
+  details?: Record<string, string>,
+): MeshResponse {
+  return errorResponse(new MeshError(code, message, details === undefined ? undefined : { details }))
+}

@@ -1,0 +1,265 @@
+// The undici invoker against real servers on loopback: streaming both ways, hop-by-hop headers,
+// failure kinds, keep-alive reuse, and HTTP/2 over TLS when the upstream offers it in ALPN.
+
+import { execFileSync } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import type { IncomingMessage, Server, ServerResponse } from 'node:http'
+import { createServer } from 'node:http'
+import type { Http2SecureServer } from 'node:http2'
+import { createSecureServer } from 'node:http2'
+import type { AddressInfo, Socket } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { AttemptRequest, Endpoint, MeshBody, TargetConfig } from '../../proxy-core/engine/types.ts'
+import { UpstreamFailure } from '../../proxy-core/engine/types.ts'
+import { createUndiciInvoker, type UndiciInvoker } from '../../proxy-core/invokers/http-undici.ts'
+
+const target: TargetConfig = {
+  kind: 'http',
+  name: 'v1',
+  endpoints: [],
+  dnsRefresh: 0,
+  loadBalancer: 'round-robin',
+}
+const endpoint = (origin: string): Endpoint => ({ id: origin, target })
+const attempt = (over: Partial<AttemptRequest> = {}): AttemptRequest => ({
+  method: 'GET',
+  path: '/',
+  headers: {},
+  body: null,
+  service: 'svc',
+  attempt: 1,
+  ...over,
+})
+
+async function text(body: MeshBody): Promise<string> {
+  if (body === null) return ''
+  if (typeof body === 'string') return body
+  if (body instanceof Uint8Array) return Buffer.from(body).toString('utf8')
+  const chunks: Buffer[] = []
+  for await (const c of body) chunks.push(Buffer.from(c))
+  return Buffer.concat(chunks).toString('utf8')
+}
+
+let server: Server
+let origin: string
+let connections = 0
+const sockets = new Set<Socket>()
+let invoker: UndiciInvoker
+
+function route(req: IncomingMessage, res: ServerResponse): void {
+  const url = req.url ?? '/'
+  if (url === '/echo') {
+    res.writeHead(200, {
+      'content-type': 'application/octet-stream',
+      'x-seen-length': req.headers['content-length'] ?? 'none',
+    })
+    req.pipe(res)
+  } else if (url === '/headers') {
+    const body = JSON.stringify(req.headers)
+    res.writeHead(200, {
+      connection: 'keep-alive, x-hop',
+      'x-hop': 'drop me',
+      'keep-alive': 'timeout=5',
+      'x-end': 'keep me',
+      'content-length': Buffer.byteLength(body),
+    })
+    res.end(body)
+  } else if (url === '/slow') {
+    setTimeout(() => res.end('late'), 2000)
+  } else if (url === '/reset') {
+    req.socket.destroy()
+  } else if (url === '/stream') {
+    // First chunk now, the rest later: the invoker must hand the body over before it ends.
+    res.writeHead(200, { 'content-type': 'text/plain' })
+    res.write('first;')
+    setTimeout(() => res.end('second'), 300)
+  } else if (url === '/error') {
+    res.writeHead(503, { 'content-type': 'text/plain', 'content-length': 4 })
+    res.end('nope')
+  } else {
+    res.end('ok')
+  }
+}
+
+beforeAll(async () => {
+  server = createServer(route)
+  server.on('connection', (s: Socket) => {
+    connections++
+    sockets.add(s)
+    s.once('close', () => sockets.delete(s))
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  invoker = createUndiciInvoker()
+})
+
+afterAll(async () => {
+  await invoker.close()
+  for (const s of sockets) s.destroy()
+  await new Promise<void>((r) => server.close(() => r()))
+})
+
+describe('undici invoker', () => {
+  it('streams a request body through and the response body back', async () => {
+    async function* chunks() {
+      for (let i = 0; i < 50; i++) yield Buffer.from(`chunk-${i};`)
+    }
+    const res = await invoker.invoke(
+      attempt({ method: 'POST', path: '/echo', body: chunks() }),
+      endpoint(origin),
+      new AbortController().signal,
+    )
+    expect(res.status).toBe(200)
+    expect(res.headers['x-seen-length']).toBe('none')
+    expect(await text(res.body)).toBe(Array.from({ length: 50 }, (_, i) => `chunk-${i};`).join(''))
+  })
+
+  it('returns the response before its body has ended', async () => {
+    const started = performance.now()
+    const res = await invoker.invoke(
+      attempt({ path: '/stream' }),
+      endpoint(origin),
+      new AbortController().signal,
+    )
+    expect(performance.now() - started).toBeLessThan(250)
+    expect(typeof res.body).toBe('object')
+    expect(await text(res.body)).toBe('first;second')
+  })
+
+  it('drops hop-by-hop headers both ways and keeps TE: trailers only', async () => {
+    const res = await invoker.invoke(
+      attempt({
+        path: '/headers',
+        headers: {
+          connection: 'x-private',
+          'x-private': 'secret',
+          'keep-alive': '1',
+          'proxy-authorization': 'Basic eA==',
+          upgrade: 'websocket',
+          te: 'trailers, deflate',
+          'transfer-encoding': 'chunked',
+          expect: '100-continue',
+          'x-end': ['a', 'b'],
+        },
+      }),
+      endpoint(origin),
+      new AbortController().signal,
+    )
+    const seen = JSON.parse(await text(res.body)) as Record<string, string>
+    expect(seen['x-private']).toBeUndefined()
+    expect(seen['proxy-authorization']).toBeUndefined()
+    expect(seen.upgrade).toBeUndefined()
+    expect(seen.expect).toBeUndefined()
+    expect(seen['transfer-encoding']).toBeUndefined()
+    expect(seen.te).toBe('trailers')
+    expect(seen['x-end']).toBe('a, b')
+    expect(res.headers['x-hop']).toBeUndefined()
+    expect(res.headers['keep-alive']).toBeUndefined()
+    expect(res.headers.connection).toBeUndefined()
+    expect(res.headers['x-end']).toBe('keep me')
+  })
+
+  it('reuses keep-alive connections', async () => {
+    const before = connections
+    for (let i = 0; i < 20; i++) {
+      const res = await invoker.invoke(attempt(), endpoint(origin), new AbortController().signal)
+      expect(await text(res.body)).toBe('ok')
+    }
+    expect(connections - before).toBeLessThanOrEqual(1)
+  })
+
+  it('buffers small error bodies so a discarded response frees its connection', async () => {
+    const res = await invoker.invoke(
+      attempt({ path: '/error' }),
+      endpoint(origin),
+      new AbortController().signal,
+    )
+    expect(res.status).toBe(503)
+    expect(res.body).toBeInstanceOf(Uint8Array)
+    expect(await text(res.body)).toBe('nope')
+  })
+
+  it('maps failures to connect-failure, reset and timeout', async () => {
+    const closed = createServer()
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r))
+    const deadOrigin = `http://127.0.0.1:${(closed.address() as AddressInfo).port}`
+    await new Promise<void>((r) => closed.close(() => r()))
+
+    const kind = async (p: Promise<unknown>) => {
+      try {
+        await p
+        return 'resolved'
+      } catch (err) {
+        expect(err).toBeInstanceOf(UpstreamFailure)
+        return (err as UpstreamFailure).kind
+      }
+    }
+    expect(await kind(invoker.invoke(attempt(), endpoint(deadOrigin), new AbortController().signal))).toBe(
+      'connect-failure',
+    )
+    expect(
+      await kind(invoker.invoke(attempt({ path: '/reset' }), endpoint(origin), new AbortController().signal)),
+    ).toBe('reset')
+    const started = performance.now()
+    expect(
+      await kind(invoker.invoke(attempt({ path: '/slow' }), endpoint(origin), AbortSignal.timeout(100))),
+    ).toBe('timeout')
+    expect(performance.now() - started).toBeLessThan(1000)
+  })
+
+  it('speaks HTTP/2 to a TLS upstream that offers it in ALPN', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'meshgate-tls-'))
+    let h2: Http2SecureServer | undefined
+    const tls = createUndiciInvoker({ tls: { rejectUnauthorized: false } })
+    try {
+      execFileSync(
+        'openssl',
+        [
+          'req',
+          '-x509',
+          '-newkey',
+          'ec',
+          '-pkeyopt',
+          'ec_paramgen_curve:prime256v1',
+          '-nodes',
+          '-keyout',
+          join(dir, 'key.pem'),
+          '-out',
+          join(dir, 'cert.pem'),
+          '-days',
+          '1',
+          '-subj',
+          '/CN=localhost',
+        ],
+        { stdio: 'ignore' },
+      )
+      h2 = createSecureServer(
+        {
+          key: readFileSync(join(dir, 'key.pem')),
+          cert: readFileSync(join(dir, 'cert.pem')),
+          allowHTTP1: true,
+        },
+        (req, res) => {
+          res.setHeader('x-http-version', req.httpVersion)
+          res.end(`hello over ${req.httpVersion}`)
+        },
+      )
+      await new Promise<void>((r) => h2!.listen(0, '127.0.0.1', r))
+      const tlsOrigin = `https://127.0.0.1:${(h2.address() as AddressInfo).port}`
+      const res = await tls.invoke(
+        attempt({ headers: { host: 'svc' } }),
+        endpoint(tlsOrigin),
+        new AbortController().signal,
+      )
+      expect(res.status).toBe(200)
+      expect(res.headers['x-http-version']).toBe('2.0')
+      expect(await text(res.body)).toBe('hello over 2.0')
+    } finally {
+      await tls.close()
+      await new Promise<void>((r) => (h2 ? h2.close(() => r()) : r()))
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
