@@ -178,7 +178,8 @@ describe('sidecar lifecycle', () => {
     expect(ready).toBe(503)
     expect(result.errors).toEqual([])
     expect([...result.byStatus.keys()]).toEqual([200])
-    expect(result.replies.length).toBeGreaterThan(20)
+    // 10 connections: one round before the signal, the round in flight drained after it.
+    expect(result.replies.length).toBeGreaterThanOrEqual(20)
     expect(exit).toEqual({ code: 0, signal: null })
   })
 })

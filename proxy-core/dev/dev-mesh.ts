@@ -1,0 +1,613 @@
+// `meshgate dev` as a library: the whole mesh of one config on this machine. Starts, in order, the
+// Lambda Invoke API (functions in worker-thread sandboxes), the container instances each behind its own
+// sidecar, the gateway, the dashboard and the traffic generator; keeps them all on one config file (the
+// derived one, in a temp dir) and reloads them together when it changes. No signals and no stdout
+// here: command.ts does those.
+import type { Socket as UdpSocket } from 'node:dgram'
+import { createSocket } from 'node:dgram'
+import type { FSWatcher } from 'node:fs'
+import { watch } from 'node:fs'
+import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { basename, dirname, join } from 'node:path'
+import { ConfigError, loadConfigFile, loadConfigText } from '../config/load.ts'
+import type { MeshConfig, RouteMatchConfig, StringMatch } from '../engine/types.ts'
+import { createUndiciInvoker } from '../invokers/http-undici.ts'
+import { createLambdaInvoker } from '../invokers/lambda-invoker.ts'
+import { LAMBDA_FUNCTIONS } from './catalog.ts'
+import type { ContainerInstance } from './containers.ts'
+import { reservePort, startInstance } from './containers.ts'
+import type { DashboardServer } from './dashboard-server.ts'
+import { startDashboardServer } from './dashboard-server.ts'
+import type { DevPlan, RawDoc } from './derive.ts'
+import {
+  deriveDoc,
+  EditError,
+  insertRoute,
+  parseRawDoc,
+  planDev,
+  removeRoute,
+  setFault,
+  setTarget,
+  setWeights,
+} from './derive.ts'
+import type { DevGateway } from './gateway.ts'
+import { startDevGateway } from './gateway.ts'
+import type { LambdaEmulator } from './lambda-emulator.ts'
+import { startLambdaEmulator } from './lambda-emulator.ts'
+import type { DevTelemetry, EdgeStats, Trace } from './telemetry.ts'
+import { createDevTelemetry } from './telemetry.ts'
+import type { TrafficGenerator, TrafficStats } from './traffic.ts'
+import { createTrafficGenerator } from './traffic.ts'
+
+/** Several file events come per save; one reload per burst (ms). */
+const WATCH_DEBOUNCE_MS = 150
+/** A fault switched on where the user's file had none: half the requests fail, plainly visible. */
+export const DEFAULT_FAULT = { abort: { percent: 50, status: 503 } } as const
+/** Sidecars drain at most this long on shutdown (ms): dev traffic is disposable. */
+const DEV_DRAIN_MS = 1_000
+
+export interface DevMeshOptions {
+  /** The user's mesh file. */
+  file: string
+  /** The package root (the catalog's modules are relative to it). */
+  root: string
+  host: string
+  port: number
+  dashboardPort: number
+  traffic: boolean
+  trafficRate: number
+  /** The environment Lambda sandboxes start from. */
+  env: Record<string, string>
+  /** Startup steps, as they happen. */
+  progress(step: string): void
+  /** Reloads, refusals and warnings while running. */
+  notice(line: string): void
+  /** What functions print that is not EMF. */
+  functionOutput(fn: string, line: string): void
+  /**
+   * The local Invoke API is up: sidecars started from now on read MESHGATE_LAMBDA_ENDPOINT from the
+   * process environment, as a sidecar in a task would (command.ts sets it).
+   */
+  lambdaEndpoint(url: string): void
+}
+
+export interface ServiceSummary {
+  service: string
+  target: string
+  runtime: 'Lambda' | 'container'
+  /** The function name, or the instance and where its sidecar listens. */
+  where: string
+}
+
+export interface RouteState {
+  index: number
+  name: string
+  match: string
+  to: Record<string, number>
+  /** Percent per target, as configured. */
+  configured: Record<string, number>
+  /** Requests per target over the split window. */
+  observed: Record<string, number>
+  observedTotal: number
+  sticky: string | null
+  fault: string | null
+  /** The fault the toggle turns on: the user's own, else DEFAULT_FAULT. */
+  faultPreset: string
+  timeoutMs: number
+}
+
+export interface DashboardState {
+  mesh: string
+  file: string
+  derivedFile: string
+  generation: number
+  lastReload: { at: string; ok: boolean; why: string; error?: string } | null
+  gateway: { url: string; routes: { name: string; match: string; service: string }[] }
+  services: {
+    name: string
+    runtime: 'lambda' | 'container' | 'mixed'
+    targets: {
+      name: string
+      runtime: 'lambda' | 'container'
+      functionName?: string
+      instances?: { id: string; inbound: string; app: string }[]
+    }[]
+    routes: RouteState[]
+    disabledRoutes: { name: string; index: number }[]
+  }[]
+  edges: EdgeStats[]
+  traces: Trace[]
+  traffic: TrafficStats
+  time: number
+}
+
+export type EditRequest =
+  | { op: 'weights'; service: string; route: string; to: Record<string, number> }
+  | { op: 'target'; service: string; route: string; target: string }
+  | { op: 'fault'; service: string; route: string; enabled: boolean }
+  | { op: 'route'; service: string; route: string; enabled: boolean }
+
+export interface EditResult {
+  ok: boolean
+  error?: string
+}
+
+export interface DevMesh {
+  readonly gatewayUrl: string
+  readonly dashboardUrl: string
+  readonly lambdaUrl: string
+  readonly derivedFile: string
+  readonly summary: ServiceSummary[]
+  state(): DashboardState
+  edit(req: EditRequest): Promise<EditResult>
+  readonly traffic: TrafficGenerator
+  close(): Promise<void>
+}
+
+function describeValue(m: StringMatch): string {
+  if (m.exact !== undefined) return `=${m.exact}`
+  if (m.prefix !== undefined) return `^=${m.prefix}`
+  if (m.regex !== undefined) return `~${m.regex}`
+  return m.present === false ? ' absent' : ' present'
+}
+
+export function describeMatch(m: RouteMatchConfig): string {
+  const parts: string[] = []
+  if (m.methods) parts.push(m.methods.join('|'))
+  if (m.path?.exact) parts.push(`path ${m.path.exact}`)
+  if (m.path?.prefix) parts.push(m.path.prefix === '/' ? 'path /*' : `path ${m.path.prefix}/*`)
+  if (m.path?.regex) parts.push(`path ~${m.path.regex}`)
+  for (const [k, v] of Object.entries(m.headers ?? {})) parts.push(`${k}${describeValue(v)}`)
+  for (const [k, v] of Object.entries(m.query ?? {})) parts.push(`?${k}${describeValue(v)}`)
+  return parts.length > 0 ? parts.join(' ') : '*'
+}
+
+function describeFault(f: { delay?: { percent: number; duration: number | string }; abort?: object }) {
+  const parts: string[] = []
+  if (f.delay) {
+    const d = typeof f.delay.duration === 'number' ? `${f.delay.duration / 1000}s` : f.delay.duration
+    parts.push(`delay ${d} @${f.delay.percent}%`)
+  }
+  const a = f.abort as { percent: number; status: number } | undefined
+  if (a) parts.push(`abort ${a.status} @${a.percent}%`)
+  return parts.join(', ')
+}
+
+function lineSplit(text: string): string {
+  return text.split('\n').join('; ')
+}
+
+export async function startDevMesh(opts: DevMeshOptions): Promise<DevMesh> {
+  const cleanups: (() => Promise<void> | void)[] = []
+  const cleanup = async () => {
+    for (const fn of cleanups.reverse()) await Promise.resolve(fn()).catch(() => {})
+    cleanups.length = 0
+  }
+  try {
+    return await start(opts, cleanups, cleanup)
+  } catch (err) {
+    await cleanup()
+    throw err
+  }
+}
+
+async function start(
+  opts: DevMeshOptions,
+  cleanups: (() => Promise<void> | void)[],
+  cleanup: () => Promise<void>,
+): Promise<DevMesh> {
+  const { host } = opts
+  opts.progress(`loading ${opts.file}`)
+  const userConfig = await loadConfigFile(opts.file)
+  let userDoc = parseRawDoc(await readFile(opts.file, 'utf8'))
+  const plan: DevPlan = planDev(userConfig)
+
+  const dir = await mkdtemp(join(tmpdir(), 'meshgate-dev-'))
+  cleanups.push(() => rm(dir, { recursive: true, force: true }))
+  const derivedFile = join(dir, 'mesh.json')
+
+  // Inbound ports first: the derived config names them before any sidecar runs.
+  const inboundPorts = new Map<string, number>()
+  for (const i of plan.instances) inboundPorts.set(i.id, await reservePort(host))
+  const urlOf = (id: string) => `http://${host}:${inboundPorts.get(id)}`
+  let currentText = `${JSON.stringify(deriveDoc(userDoc, plan, urlOf), null, 2)}\n`
+  await writeFile(derivedFile, currentText)
+  let current: { config: MeshConfig; doc: RawDoc } = {
+    config: await loadConfigText(currentText, derivedFile),
+    doc: parseRawDoc(currentText),
+  }
+
+  const telemetry: DevTelemetry = createDevTelemetry()
+
+  // The X-Ray daemon address of the Lambda sandboxes: their subsegments join the traces.
+  const xray: UdpSocket = createSocket('udp4')
+  xray.on('message', (msg) => {
+    const text = msg.toString('utf8')
+    const nl = text.indexOf('\n')
+    try {
+      telemetry.xray(JSON.parse(text.slice(nl + 1)))
+    } catch {
+      // not a daemon document
+    }
+  })
+  await new Promise<void>((resolve) => xray.bind(0, host, () => resolve()))
+  cleanups.push(() => new Promise<void>((resolve) => xray.close(() => resolve())))
+  const xrayAddress = `${host}:${xray.address().port}`
+
+  const serviceOfFunction = new Map(plan.lambdas.map((l) => [l.functionName, l.service]))
+  const missing = plan.lambdas.filter((l) => !(l.functionName in LAMBDA_FUNCTIONS))
+  for (const l of missing) {
+    opts.notice(
+      `no handler for Lambda function ${l.functionName} (${l.service}/${l.target}) in proxy-core/dev/catalog.ts: ` +
+        'its invocations get ResourceNotFoundException',
+    )
+  }
+
+  opts.progress(`starting the Lambda Invoke API (${plan.lambdas.length} functions)`)
+  let emulatorUrl = ''
+  const emulator: LambdaEmulator = await startLambdaEmulator({
+    root: opts.root,
+    functions: LAMBDA_FUNCTIONS,
+    env: (fn) => ({
+      ...opts.env,
+      MESHGATE_CONFIG: derivedFile,
+      MESHGATE_LAMBDA_ENDPOINT: emulatorUrl,
+      MESHGATE_SERVICE: serviceOfFunction.get(fn) ?? fn,
+      AWS_LAMBDA_FUNCTION_NAME: fn,
+      AWS_REGION: opts.env.AWS_REGION ?? 'us-east-1',
+      AWS_XRAY_DAEMON_ADDRESS: xrayAddress,
+    }),
+    onOutput: (fn, line) => {
+      if (!telemetry.emf(serviceOfFunction.get(fn) ?? fn, line)) opts.functionOutput(fn, line)
+    },
+    onInvoke: (rec) => telemetry.invocation(serviceOfFunction.get(rec.functionName) ?? rec.functionName, rec),
+  })
+  emulatorUrl = emulator.url
+  cleanups.push(() => emulator.close())
+  opts.lambdaEndpoint(emulator.url)
+
+  opts.progress(`starting ${plan.instances.length} container instances, each with its sidecar`)
+  const instances: ContainerInstance[] = []
+  cleanups.push(async () => {
+    await Promise.all(instances.map((i) => i.close()))
+  })
+  await Promise.all(
+    plan.instances.map(async (p) => {
+      const inst = await startInstance({
+        plan: p,
+        host,
+        inboundPort: inboundPorts.get(p.id)!,
+        configPath: derivedFile,
+        drainMs: DEV_DRAIN_MS,
+        log: (line) => {
+          if (!telemetry.sidecarLog(p.service, line)) opts.notice(`sidecar ${p.id}: ${line}`)
+        },
+      })
+      instances.push(inst)
+    }),
+  )
+  instances.sort((a, b) => plan.instances.indexOf(a.plan) - plan.instances.indexOf(b.plan))
+
+  opts.progress('starting the gateway')
+  const http = createUndiciInvoker()
+  cleanups.push(() => http.close())
+  const gateway: DevGateway = await startDevGateway({
+    host,
+    port: opts.port,
+    config: current.config,
+    invokers: { http, lambda: createLambdaInvoker({ endpoint: emulator.url }) },
+    telemetry: telemetry.sinkFor('gateway'),
+  })
+  cleanups.push(() => gateway.close())
+
+  const traffic = createTrafficGenerator(gateway.url, opts.trafficRate)
+  cleanups.push(() => traffic.close())
+
+  // ------------------------------------------------------------------------------------------
+  // Reload: the one path for every change of the derived file (a dashboard edit, an editor, a
+  // change of the user's file). Validate, then the gateway, every sidecar and every function.
+
+  let generation = 0
+  let lastReload: DashboardState['lastReload'] = null
+  let chain: Promise<unknown> = Promise.resolve()
+  const originalFaults = new Map<string, object>()
+  for (const svc of Object.values(userConfig.services)) {
+    for (const r of svc.routes) if (r.fault) originalFaults.set(`${svc.name}/${r.name}`, r.fault)
+  }
+  let disabled = new Map<string, { name: string; index: number; route: Record<string, unknown> }[]>()
+
+  function applyFile(why: string): Promise<EditResult & { changed: boolean }> {
+    const run = async (): Promise<EditResult & { changed: boolean }> => {
+      const text = await readFile(derivedFile, 'utf8').catch(() => currentText)
+      if (text === currentText) return { ok: true, changed: false }
+      let config: MeshConfig
+      try {
+        config = await loadConfigText(text, derivedFile)
+      } catch (err) {
+        const error = err instanceof Error ? err.message : String(err)
+        lastReload = { at: new Date().toISOString(), ok: false, why, error }
+        opts.notice(`config refused (${why}), still running the previous one:\n${error}`)
+        return { ok: false, changed: false, error }
+      }
+      currentText = text
+      current = { config, doc: parseRawDoc(text) }
+      gateway.setConfig(config)
+      emulator.redeploy()
+      const refused: string[] = []
+      await Promise.all(
+        instances.map((i) =>
+          i.sidecar.reload().catch((err: unknown) => {
+            refused.push(`${i.plan.id}: ${lineSplit(String(err))}`)
+          }),
+        ),
+      )
+      telemetry.configChanged()
+      generation++
+      lastReload = { at: new Date().toISOString(), ok: refused.length === 0, why }
+      if (refused.length > 0) opts.notice(`sidecars refused the config: ${refused.join(' | ')}`)
+      else
+        opts.notice(`config reloaded (${why}): gateway, ${instances.length} sidecars, functions redeployed`)
+      return { ok: true, changed: true }
+    }
+    const next = chain.then(run, run)
+    chain = next.catch(() => {})
+    return next
+  }
+
+  async function writeDerived(text: string): Promise<void> {
+    const tmp = `${derivedFile}.${process.pid}.tmp`
+    await writeFile(tmp, text)
+    await rename(tmp, derivedFile)
+  }
+
+  async function writeAndApply(doc: RawDoc, why: string): Promise<EditResult> {
+    const before = currentText
+    await writeDerived(`${JSON.stringify(doc, null, 2)}\n`)
+    const result = await applyFile(why)
+    // A refused edit leaves the file as the running config is, so the two never disagree.
+    if (!result.ok) await writeDerived(before)
+    return result.ok ? { ok: true } : { ok: false, error: result.error ?? 'refused' }
+  }
+
+  function routeIndex(service: string, route: string): number {
+    const svc = current.config.services[service]
+    if (!svc) throw new EditError(`no service "${service}"`)
+    const i = svc.routes.findIndex((r) => r.name === route)
+    if (i < 0) throw new EditError(`service "${service}" has no route "${route}"`)
+    return i
+  }
+
+  async function edit(req: EditRequest): Promise<EditResult> {
+    try {
+      const what = `dashboard: ${req.op} ${req.service}/${req.route}`
+      if (req.op === 'weights') {
+        const doc = setWeights(current.doc, req.service, routeIndex(req.service, req.route), req.to)
+        return await writeAndApply(doc, `${what} ${JSON.stringify(req.to)}`)
+      }
+      if (req.op === 'target') {
+        const doc = setTarget(current.doc, req.service, routeIndex(req.service, req.route), req.target)
+        return await writeAndApply(doc, `${what} → ${req.target}`)
+      }
+      if (req.op === 'fault') {
+        const preset = originalFaults.get(`${req.service}/${req.route}`)
+        const raw = preset ? rawFault(preset) : structuredClone(DEFAULT_FAULT)
+        const doc = setFault(
+          current.doc,
+          req.service,
+          routeIndex(req.service, req.route),
+          req.enabled ? (raw as Record<string, unknown>) : null,
+        )
+        return await writeAndApply(doc, `${what} ${req.enabled ? 'on' : 'off'}`)
+      }
+      const list = disabled.get(req.service) ?? []
+      if (req.enabled) {
+        const found = list.find((d) => d.name === req.route)
+        if (!found) throw new EditError(`route "${req.route}" of "${req.service}" is not switched off`)
+        const result = await writeAndApply(
+          insertRoute(current.doc, req.service, found.index, found.route),
+          `${what} on`,
+        )
+        if (result.ok) list.splice(list.indexOf(found), 1)
+        return result
+      }
+      const index = routeIndex(req.service, req.route)
+      const { doc, route } = removeRoute(current.doc, req.service, index)
+      const result = await writeAndApply(doc, `${what} off`)
+      if (result.ok) disabled.set(req.service, [...list, { name: req.route, index, route }])
+      return result
+    } catch (err) {
+      if (err instanceof EditError) return { ok: false, error: err.message }
+      throw err
+    }
+  }
+
+  // The user's own file: re-derived and applied through the same reload (dashboard edits start over).
+  async function onUserFileChange(): Promise<void> {
+    let config: MeshConfig
+    try {
+      config = await loadConfigFile(opts.file)
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err
+      opts.notice(`${opts.file} refused, still running the previous config:\n${err.message}`)
+      return
+    }
+    const next = planDev(config)
+    const known = new Set(plan.instances.map((i) => `${i.service}/${i.target}/${i.endpoint}`))
+    const added = next.instances.filter((i) => !known.has(`${i.service}/${i.target}/${i.endpoint}`))
+    if (added.length > 0) {
+      opts.notice(
+        `new HTTP endpoints (${added.map((a) => a.endpoint).join(', ')}) have no local instance: ` +
+          'restart meshgate dev to start them',
+      )
+    }
+    userDoc = parseRawDoc(await readFile(opts.file, 'utf8'))
+    const byKey = new Map(plan.instances.map((i) => [`${i.service}/${i.target}/${i.endpoint}`, i.id]))
+    const samePlan: DevPlan = {
+      lambdas: next.lambdas,
+      instances: next.instances
+        .filter((i) => byKey.has(`${i.service}/${i.target}/${i.endpoint}`))
+        .map((i) => ({ ...i, id: byKey.get(`${i.service}/${i.target}/${i.endpoint}`)! })),
+    }
+    disabled = new Map()
+    await writeDerived(`${JSON.stringify(deriveDoc(userDoc, samePlan, urlOf), null, 2)}\n`)
+    await applyFile(`${basename(opts.file)} changed`)
+  }
+
+  const watchers: FSWatcher[] = []
+  cleanups.push(() => {
+    for (const w of watchers) w.close()
+  })
+  function watchFile(file: string, onChange: () => void): void {
+    const name = basename(file)
+    let timer: NodeJS.Timeout | undefined
+    try {
+      const w = watch(dirname(file), (_event, changed) => {
+        if (changed !== null && changed !== name) return
+        clearTimeout(timer)
+        timer = setTimeout(onChange, WATCH_DEBOUNCE_MS)
+      })
+      w.on('error', () => {})
+      watchers.push(w)
+      cleanups.push(() => clearTimeout(timer))
+    } catch (err) {
+      opts.notice(`cannot watch ${file}: ${String(err)}`)
+    }
+  }
+  watchFile(derivedFile, () => void applyFile('file changed'))
+  watchFile(opts.file, () => {
+    onUserFileChange().catch((err: unknown) => opts.notice(`reload failed: ${String(err)}`))
+  })
+
+  // ------------------------------------------------------------------------------------------
+  // The dashboard.
+
+  function state(): DashboardState {
+    const config = current.config
+    const splits = telemetry.splits()
+    return {
+      mesh: config.mesh,
+      file: opts.file,
+      derivedFile,
+      generation,
+      lastReload,
+      gateway: {
+        url: gateway.url,
+        routes: config.gateway.routes.map((r) => ({
+          name: r.name,
+          match: describeMatch(r.match),
+          service: r.service,
+        })),
+      },
+      services: Object.values(config.services).map((svc) => {
+        const targets = Object.values(svc.targets).map((t) =>
+          t.kind === 'lambda'
+            ? { name: t.name, runtime: 'lambda' as const, functionName: t.functionName }
+            : {
+                name: t.name,
+                runtime: 'container' as const,
+                instances: instances
+                  .filter((i) => i.plan.service === svc.name && i.plan.target === t.name)
+                  .map((i) => ({ id: i.plan.id, inbound: i.inboundUrl, app: i.appUrl })),
+              },
+        )
+        const kinds = new Set(targets.map((t) => t.runtime))
+        const routes = svc.routes.map((r, index): RouteState => {
+          const total = Object.values(r.to).reduce((n, w) => n + w, 0)
+          const configured: Record<string, number> = {}
+          for (const [t, w] of Object.entries(r.to)) configured[t] = total > 0 ? (w / total) * 100 : 0
+          const observed = splits[`${svc.name}/${r.name}`] ?? {}
+          const preset = originalFaults.get(`${svc.name}/${r.name}`) ?? null
+          return {
+            index,
+            name: r.name,
+            match: describeMatch(r.match),
+            to: { ...r.to },
+            configured,
+            observed,
+            observedTotal: Object.values(observed).reduce((n, v) => n + v, 0),
+            sticky: r.stickiness?.header ?? r.stickiness?.cookie ?? null,
+            fault: r.fault ? describeFault(r.fault) : null,
+            faultPreset: preset ? describeFault(preset) : describeFault(DEFAULT_FAULT),
+            timeoutMs: r.timeout,
+          }
+        })
+        return {
+          name: svc.name,
+          runtime: kinds.size > 1 ? 'mixed' : kinds.has('lambda') ? 'lambda' : 'container',
+          targets,
+          routes,
+          disabledRoutes: (disabled.get(svc.name) ?? []).map((d) => ({ name: d.name, index: d.index })),
+        }
+      }),
+      edges: telemetry.edges(),
+      traces: telemetry.traces(8),
+      traffic: traffic.stats(),
+      time: Date.now(),
+    }
+  }
+
+  opts.progress('starting the dashboard')
+  const dashboard: DashboardServer = await startDashboardServer({
+    host,
+    port: opts.dashboardPort,
+    state,
+    edit,
+    traffic,
+  })
+  cleanups.push(() => dashboard.close())
+
+  if (opts.traffic) traffic.start()
+
+  const summary: ServiceSummary[] = []
+  for (const svc of Object.values(userConfig.services)) {
+    for (const t of Object.values(svc.targets)) {
+      if (t.kind === 'lambda') {
+        const known = t.functionName in LAMBDA_FUNCTIONS
+        summary.push({
+          service: svc.name,
+          target: t.name,
+          runtime: 'Lambda',
+          where: `${t.functionName}${known ? '' : ' (no handler!)'}`,
+        })
+      } else {
+        for (const i of instances.filter((x) => x.plan.service === svc.name && x.plan.target === t.name)) {
+          summary.push({
+            service: svc.name,
+            target: t.name,
+            runtime: 'container',
+            where: `${i.plan.id}: sidecar ${i.inboundUrl.replace('http://', '')} → app ${i.appUrl.replace('http://', '')}`,
+          })
+        }
+      }
+    }
+  }
+
+  let closing: Promise<void> | undefined
+  return {
+    gatewayUrl: gateway.url,
+    dashboardUrl: dashboard.url,
+    lambdaUrl: emulator.url,
+    derivedFile,
+    summary,
+    state,
+    edit,
+    traffic,
+    close() {
+      closing ??= cleanup()
+      return closing
+    },
+  }
+}
+
+/** A normalized fault (durations in ms) back in the file's vocabulary. */
+function rawFault(f: object): Record<string, unknown> {
+  const fault = f as {
+    delay?: { percent: number; duration: number }
+    abort?: { percent: number; status: number }
+  }
+  const out: Record<string, unknown> = {}
+  if (fault.delay) out.delay = { percent: fault.delay.percent, duration: `${fault.delay.duration}ms` }
+  if (fault.abort) out.abort = { ...fault.abort }
+  return out
+}
