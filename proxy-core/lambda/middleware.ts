@@ -27,12 +27,14 @@ import type {
   TelemetrySink,
   TraceContext,
 } from '../engine/types.ts'
-import { systemClock } from '../engine/types.ts'
+import { systemClock, systemRandom } from '../engine/types.ts'
 import { createNodeHttpInvoker } from '../invokers/http-node.ts'
+import { formatAccessLog } from '../telemetry/access-log.ts'
 import { formatEmf } from '../telemetry/emf.ts'
 import { createMetricsRegistry, type MetricsRegistry } from '../telemetry/metrics.ts'
-import { parseTraceHeaders, parseXRayTraceId } from '../telemetry/trace-context.ts'
-import { subsegmentForAttempt } from '../telemetry/xray.ts'
+import { createSampler, type Sampler } from '../telemetry/sampler.ts'
+import { newSpanId, newTraceId, parseTraceHeaders, parseXRayTraceId } from '../telemetry/trace-context.ts'
+import { segmentForRequest, subsegmentForAttempt } from '../telemetry/xray.ts'
 import { createXRayEmitter, type XRayEmitter } from '../telemetry/xray-emitter.ts'
 
 export interface MeshOptions {
@@ -103,6 +105,13 @@ interface Container {
   registry: MetricsRegistry
   mesh: string
   coldStart: boolean
+  /** Local sampling for invocations that arrive without a trace decision (X-Ray's default rule). */
+  sampler: Sampler
+  /** Epoch ms minus clock ms, for X-Ray times. */
+  epochOffsetMs: number
+  xray(): XRayEmitter
+  /** Access-log lines of the invocation in progress, written with its metrics in one stdout write. */
+  accessLog: string[] | undefined
 }
 
 const containers = new Map<string, Promise<Container>>()
@@ -137,15 +146,22 @@ function createContainer(configSource: string): Promise<Container> {
     const registry = createMetricsRegistry()
     const metrics = registry.sink()
     let xray: XRayEmitter | undefined
+    const emitter = () => {
+      xray ??= createXRayEmitter()
+      return xray
+    }
     const offset = epochOffset()
+    const accessLog: string[] | undefined = config.accessLog ? [] : undefined
     const telemetry: TelemetrySink = {
-      request: (ev) => metrics.request?.(ev),
+      request(ev) {
+        metrics.request?.(ev)
+        accessLog?.push(formatAccessLog(ev, ev.end + offset))
+      },
       event: (kind, labels) => metrics.event?.(kind, labels),
       attempt(ev: AttemptEvent) {
         // Lambda traces only what the function's own segment samples; its facade segment is the parent.
         if (ev.trace.sampled !== true || ev.trace.parentId === undefined) return
-        xray ??= createXRayEmitter()
-        xray.send(
+        emitter().send(
           subsegmentForAttempt(ev, {
             epochOffsetMs: offset,
             parentId: ev.trace.parentId,
@@ -158,7 +174,16 @@ function createContainer(configSource: string): Promise<Container> {
       invokers: { http: createNodeHttpInvoker(), lambda: lazyLambdaInvoker() },
       telemetry,
     })
-    return { runtime, registry, mesh: config.mesh, coldStart: true }
+    return {
+      runtime,
+      registry,
+      mesh: config.mesh,
+      coldStart: true,
+      sampler: createSampler(config.tracing.sampling, systemClock, systemRandom),
+      epochOffsetMs: offset,
+      xray: emitter,
+      accessLog,
+    }
   })()
   // A config that failed to load is tried again on the next invocation, not cached as broken.
   pending.catch(() => containers.delete(configSource))
@@ -236,6 +261,11 @@ function makeFetch(
 interface InvocationState {
   container: Container
   flushed: boolean
+  /**
+   * Set when the invocation arrived with no trace context (outside Lambda, a direct Invoke): meshgate
+   * started the trace, so it also sends the segment its calls name as Parent, or they would be orphans.
+   */
+  owned: { trace: Required<TraceContext>; start: number; method: string; path: string } | undefined
 }
 const STATE = 'meshgate'
 
@@ -295,20 +325,55 @@ export function mesh(options?: MeshOptions): MeshMiddleware {
   const service =
     opts.service ?? process.env.MESHGATE_SERVICE ?? process.env.AWS_LAMBDA_FUNCTION_NAME ?? 'lambda'
   const namespace = opts.namespace ?? process.env.MESHGATE_METRICS_NAMESPACE ?? 'meshgate'
+  const functionName = process.env.AWS_LAMBDA_FUNCTION_NAME ?? service
 
-  function flush(state: InvocationState): void {
+  /** The invocation's own segment, for a trace meshgate started (see InvocationState.owned). */
+  function sendOwnedSegment(
+    container: Container,
+    owned: NonNullable<InvocationState['owned']>,
+    response: unknown,
+  ): void {
+    const status = (response as { statusCode?: unknown } | null | undefined)?.statusCode
+    container.xray().send(
+      segmentForRequest(
+        {
+          mesh: container.mesh,
+          service,
+          method: owned.method,
+          path: owned.path,
+          status: typeof status === 'number' ? status : response instanceof Error ? 500 : 200,
+          start: owned.start,
+          end: systemClock.now(),
+          retries: 0,
+        },
+        {
+          epochOffsetMs: container.epochOffsetMs,
+          id: owned.trace.parentId,
+          traceId: owned.trace.traceId,
+          origin: 'AWS::Lambda::Function',
+          name: functionName,
+        },
+      ),
+    )
+  }
+
+  function flush(state: InvocationState, response?: unknown): void {
     if (state.flushed) return
     state.flushed = true
-    const { container } = state
-    const text = formatEmf(container.registry.drain(), {
+    const { container, owned } = state
+    if (owned?.trace.sampled) sendOwnedSegment(container, owned, response)
+    const emf = formatEmf(container.registry.drain(), {
       namespace,
       coldStart: container.coldStart,
       timestamp: Date.now(),
+      coldStartDimensions: { FunctionName: functionName },
     })
     container.coldStart = false
+    const lines = container.accessLog?.splice(0) ?? []
+    if (emf !== '') lines.push(emf)
     // One write per invocation, straight to stdout: console.log in Lambda prefixes each line with a
     // timestamp and request id, and EMF lines must be bare JSON.
-    if (text !== '') process.stdout.write(`${text}\n`)
+    if (lines.length > 0) process.stdout.write(`${lines.join('\n')}\n`)
   }
 
   /** Flush when middy assigns an early response: middy runs no after hooks in that case. */
@@ -320,16 +385,34 @@ export function mesh(options?: MeshOptions): MeshMiddleware {
       get: () => response,
       set(value: unknown) {
         response = value
-        if ('earlyResponse' in request) flush(state)
+        if ('earlyResponse' in request) flush(state, value)
       },
     })
   }
 
   async function meshBefore(request: AnyRequest): Promise<void> {
     const container = await createContainer(configSource!)
-    const state: InvocationState = { container, flushed: false }
+    let trace = invocationTrace(request.event)
+    let owned: InvocationState['owned']
+    if (trace === undefined) {
+      const started: Required<TraceContext> = {
+        traceId: newTraceId(Date.now(), systemRandom),
+        parentId: newSpanId(systemRandom),
+        sampled: container.sampler.sample(),
+      }
+      const http = (
+        request.event as { requestContext?: { http?: { method?: string; path?: string } } } | null
+      )?.requestContext?.http
+      owned = {
+        trace: started,
+        start: systemClock.now(),
+        method: http?.method ?? 'INVOKE',
+        path: http?.path ?? '/',
+      }
+      trace = started
+    }
+    const state: InvocationState = { container, flushed: false, owned }
     internalOf(request)[STATE] = state
-    const trace = invocationTrace(request.event)
     const fetch = makeFetch(container.runtime, trace, opts.xray)
     const meshContext: MeshContext = { fetch, service, trace, runtime: container.runtime }
     request.context.mesh = meshContext
@@ -338,12 +421,12 @@ export function mesh(options?: MeshOptions): MeshMiddleware {
 
   function meshAfter(request: AnyRequest): void {
     const state = internalOf(request)[STATE] as InvocationState | undefined
-    if (state) flush(state)
+    if (state) flush(state, request.response)
   }
 
   function meshOnError(request: AnyRequest): void {
     const state = internalOf(request)[STATE] as InvocationState | undefined
-    if (state) flush(state)
+    if (state) flush(state, request.error)
   }
 
   return { before: meshBefore, after: meshAfter, onError: meshOnError }

@@ -25,6 +25,8 @@ export interface EmfOptions {
    * dimensions (Mesh, Service, Route, Target) are dropped; the set is cut to the spec's 30 keys.
    */
   dimensions?: Record<string, string>
+  /** Dimensions of the ColdStart metric only, e.g. `{ FunctionName }` (Powertools does the same). */
+  coldStartDimensions?: Record<string, string>
 }
 
 const SERIES_DIMENSIONS = ['Mesh', 'Service', 'Route', 'Target'] as const
@@ -79,7 +81,7 @@ function round(ms: number): number {
   return Math.round(ms * 1000) / 1000
 }
 
-function extraDimensions(opts: EmfOptions): [string, string][] {
+function extraDimensions(dimensions: Record<string, string> | undefined): [string, string][] {
   // A dimension must not shadow a series dimension or a metric member of the same document.
   const reserved = new Set<string>([
     ...SERIES_DIMENSIONS,
@@ -89,7 +91,7 @@ function extraDimensions(opts: EmfOptions): [string, string][] {
     '_aws',
   ])
   const out: [string, string][] = []
-  for (const [k, v] of Object.entries(opts.dimensions ?? {})) {
+  for (const [k, v] of Object.entries(dimensions ?? {})) {
     if (reserved.has(k) || k.length === 0 || k.length > MAX_DIMENSION_KEY) continue
     if (out.length + SERIES_DIMENSIONS.length >= EMF_LIMITS.dimensionsPerSet) break
     out.push([k, dimension(v)])
@@ -102,7 +104,13 @@ function extraDimensions(opts: EmfOptions): [string, string][] {
  * '\n' (no trailing newline). Empty string when there is nothing to report.
  */
 export function formatEmf(snapshot: MetricsSnapshot, opts: EmfOptions): string {
-  const extra = extraDimensions(opts)
+  const extra = extraDimensions(opts.dimensions)
+  // The cold-start metric's own dimensions (e.g. FunctionName), so cold starts do not add up across
+  // every function in a namespace; members of the document, never dimensions of a route series.
+  const coldExtra = extraDimensions(opts.coldStartDimensions).filter(
+    ([k]) => !opts.dimensions || !(k in opts.dimensions),
+  )
+  const coldKeys = [...extra.map(([k]) => k), ...coldExtra.map(([k]) => k)]
   // The schema wants an integer (epoch ms).
   const timestamp = Math.round(opts.timestamp)
   const extraKeys = extra.map(([k]) => k)
@@ -144,8 +152,9 @@ export function formatEmf(snapshot: MetricsSnapshot, opts: EmfOptions): string {
     ]
     if (opts.coldStart && lines.length === 0) {
       // Its own directive: a cold start belongs to the function (extra dimensions), not to a route.
-      directives.push({ Namespace: opts.namespace, Dimensions: [extraKeys], Metrics: [coldStart] })
+      directives.push({ Namespace: opts.namespace, Dimensions: [coldKeys], Metrics: [coldStart] })
       doc.ColdStart = 1
+      for (const [k, v] of coldExtra) doc[k] = v
     }
     doc.Mesh = dimension(labels.mesh)
     doc.Service = dimension(labels.service)
@@ -159,11 +168,11 @@ export function formatEmf(snapshot: MetricsSnapshot, opts: EmfOptions): string {
     const doc: Record<string, Member> = {
       _aws: {
         Timestamp: timestamp,
-        CloudWatchMetrics: [{ Namespace: opts.namespace, Dimensions: [extraKeys], Metrics: [coldStart] }],
+        CloudWatchMetrics: [{ Namespace: opts.namespace, Dimensions: [coldKeys], Metrics: [coldStart] }],
       },
       ColdStart: 1,
     }
-    for (const [k, v] of extra) doc[k] = v
+    for (const [k, v] of [...extra, ...coldExtra]) doc[k] = v
     lines.push(JSON.stringify(doc))
   }
   return lines.join('\n')

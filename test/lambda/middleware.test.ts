@@ -109,8 +109,10 @@ const event = {
   isBase64Encoded: false,
 } as unknown as APIGatewayProxyEventV2
 
-/** Capture what is written to stdout while `fn` runs (the EMF lines). */
-async function captureStdout<T>(fn: () => Promise<T>): Promise<{ result: T; lines: string[] }> {
+/** Capture what is written to stdout while `fn` runs: the EMF lines, the access-log lines and the writes. */
+async function captureStdout<T>(
+  fn: () => Promise<T>,
+): Promise<{ result: T; lines: string[]; access: Record<string, unknown>[]; writes: number }> {
   const original = process.stdout.write
   const chunks: string[] = []
   process.stdout.write = ((chunk: string | Uint8Array) => {
@@ -119,12 +121,12 @@ async function captureStdout<T>(fn: () => Promise<T>): Promise<{ result: T; line
   }) as typeof process.stdout.write
   try {
     const result = await fn()
+    const all = chunks.join('').split('\n')
     return {
       result,
-      lines: chunks
-        .join('')
-        .split('\n')
-        .filter((l) => l.startsWith('{"_aws"')),
+      lines: all.filter((l) => l.startsWith('{"_aws"')),
+      access: all.filter((l) => l.startsWith('{') && !l.startsWith('{"_aws"')).map((l) => JSON.parse(l)),
+      writes: chunks.length,
     }
   } finally {
     process.stdout.write = original
@@ -251,6 +253,23 @@ describe('metrics flush', () => {
     expect((result as { statusCode: number }).statusCode).toBe(200)
     expect(lines).toHaveLength(1)
     expect(JSON.parse(lines[0]!)).toMatchObject({ Service: 'ratings', Route: 'default', Requests: 1 })
+  })
+
+  it('writes one access-log line per mesh call, with the metrics, in one stdout write', async () => {
+    const handler = middy(async (_e: unknown, context: Context) => {
+      await context.mesh.fetch('http://ratings/a')
+      await context.mesh.fetch('http://ratings/b', { method: 'POST', body: 'x' })
+      return { statusCode: 204 }
+    }).use(mesh({ service: 'reviews', config: config() }))
+    process.env._X_AMZN_TRACE_ID = `Root=${ROOT};Parent=${FUNCTION_SEGMENT};Sampled=0`
+    const { access, lines, writes } = await captureStdout(() => handler(event, lambdaContext()))
+    expect(writes).toBe(1)
+    expect(lines.length).toBeGreaterThan(0)
+    expect(access.map((l) => [l.method, l.path, l.status, l.service, l.route])).toEqual([
+      ['GET', '/a', 200, 'ratings', 'default'],
+      ['POST', '/b', 200, 'ratings', 'default'],
+    ])
+    expect(access[0]).toMatchObject({ traceId: ROOT, mesh: 'mwtest', target: 'v1' })
   })
 
   it('flushes on early responses from after hooks and in onError, exactly once', async () => {
