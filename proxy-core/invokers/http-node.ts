@@ -5,6 +5,8 @@
 import type { ClientRequest, Agent as HttpAgent, IncomingMessage, RequestOptions } from 'node:http'
 import type { AttemptRequest, Endpoint, HeaderMap, Invoker, MeshResponse } from '../engine/types.ts'
 import { FailureKinds, UpstreamFailure } from '../engine/types.ts'
+import { connectionTokens, dropHeader } from './hop-by-hop.ts'
+import { CONNECT_ERROR_CODES } from './net-errors.ts'
 
 export interface NodeHttpInvokerOptions {
   /** Idle keep-alive sockets are closed after this many ms. 5000: Node's own global agent default. */
@@ -13,47 +15,21 @@ export interface NodeHttpInvokerOptions {
   maxSockets?: number
 }
 
-// RFC 9110 §7.6.1 hop-by-hop headers, plus the proxy ones: never forwarded.
-const hopByHop = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-])
-
-/** Copy headers without the hop-by-hop ones (and without any the Connection header names). */
+/**
+ * Copy headers without the hop-by-hop ones (RFC 9110 §7.6.1) and any the Connection header names.
+ * `TE: trailers` goes too: this invoker collects whole responses and delivers no trailers.
+ */
 export function stripHopByHop(headers: HeaderMap): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {}
-  const connection = headers.connection
-  const listed = new Set<string>()
-  if (connection !== undefined) {
-    for (const v of Array.isArray(connection) ? connection : [connection]) {
-      for (const token of v.split(',')) listed.add(token.trim().toLowerCase())
-    }
-  }
+  const listed = connectionTokens(headers.connection)
   for (const [name, value] of Object.entries(headers)) {
     if (value === undefined) continue
     const key = name.toLowerCase()
-    if (hopByHop.has(key) || listed.has(key)) continue
+    if (dropHeader(key, listed)) continue
     out[key] = value
   }
   return out
 }
-
-const connectCodes = new Set([
-  'ECONNREFUSED',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ETIMEDOUT',
-  'EADDRNOTAVAIL',
-])
 
 interface Net {
   http: typeof import('node:http')
@@ -136,9 +112,10 @@ export function createNodeHttpInvoker(opts: NodeHttpInvokerOptions = {}): Invoke
           settled = true
           signal.removeEventListener('abort', onAbort)
           const buf = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, length)
+          const listed = connectionTokens(res.headers.connection)
           const resHeaders: HeaderMap = {}
           for (const [name, value] of Object.entries(res.headers)) {
-            if (value !== undefined && !hopByHop.has(name)) resHeaders[name] = value
+            if (value !== undefined && !dropHeader(name, listed)) resHeaders[name] = value
           }
           resolve({
             status: res.statusCode ?? 502,
@@ -202,7 +179,7 @@ function classify(err: unknown, connected: boolean, signal: AbortSignal, origin:
   if (signal.aborted || e.name === 'AbortError') {
     return new UpstreamFailure(FailureKinds.timeout, message, { cause: err })
   }
-  if (!connected && e.code !== undefined && (connectCodes.has(e.code) || e.code === 'ECONNRESET')) {
+  if (!connected && e.code !== undefined && (CONNECT_ERROR_CODES.has(e.code) || e.code === 'ECONNRESET')) {
     // Refused, unresolvable, unreachable, or reset during the handshake: nothing reached the app.
     return new UpstreamFailure(FailureKinds.connectFailure, message, { cause: err })
   }

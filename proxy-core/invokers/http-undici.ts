@@ -12,7 +12,8 @@ import type {
   MeshResponse,
 } from '../engine/types.ts'
 import { FailureKinds, UpstreamFailure } from '../engine/types.ts'
-import { connectionTokens, dropHeader, keepTe } from '../sidecar/hop-by-hop.ts'
+import { connectionTokens, dropHeader, keepTe } from './hop-by-hop.ts'
+import { CONNECT_ERROR_CODES } from './net-errors.ts'
 
 export interface UndiciInvokerOptions {
   /** Connections per origin; null: no limit (the circuit breaker bounds concurrency). */
@@ -158,20 +159,6 @@ function incomingHeaders(headers: HeaderMap): HeaderMap {
   return headers
 }
 
-const CONNECT_CODES: ReadonlySet<string> = new Set([
-  'ECONNREFUSED',
-  'UND_ERR_CONNECT_TIMEOUT',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'EADDRNOTAVAIL',
-  'ERR_TLS_CERT_ALTNAME_INVALID',
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'CERT_HAS_EXPIRED',
-])
 const TIMEOUT_CODES: ReadonlySet<string> = new Set([
   'UND_ERR_HEADERS_TIMEOUT',
   'UND_ERR_BODY_TIMEOUT',
@@ -200,7 +187,7 @@ function toFailure(err: unknown, signal: AbortSignal): UpstreamFailure {
   const codes = errorCodes(err)
   let kind: FailureKind = FailureKinds.reset
   if (signal.aborted || codes.some((c) => TIMEOUT_CODES.has(c))) kind = FailureKinds.timeout
-  else if (codes.some((c) => CONNECT_CODES.has(c))) kind = FailureKinds.connectFailure
+  else if (codes.some((c) => CONNECT_ERROR_CODES.has(c))) kind = FailureKinds.connectFailure
   const code = codes.at(-1)
   return new UpstreamFailure(kind, code === undefined ? message : `${code}: ${message}`, { cause: err })
 }

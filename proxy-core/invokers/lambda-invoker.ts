@@ -9,6 +9,7 @@ import type { InvokeCommandOutput, LambdaClient } from '@aws-sdk/client-lambda'
 import type { AttemptRequest, Endpoint, Invoker, MeshResponse } from '../engine/types.ts'
 import { FailureKinds, UpstreamFailure } from '../engine/types.ts'
 import { collectBody, fromLambdaResult, toHttpApiV2Event } from '../lambda/events.ts'
+import { CONNECT_ERROR_CODES, RESET_ERROR_CODES } from './net-errors.ts'
 
 export interface LambdaInvokerOptions {
   /** An emulator or VPC endpoint, e.g. `http://127.0.0.1:3002`. Default: `MESHGATE_LAMBDA_ENDPOINT`. */
@@ -26,16 +27,6 @@ interface Loaded {
 
 // Lambda API errors that mean "try again later". Other API errors are answered as bad gateway.
 const throttleNames = new Set(['TooManyRequestsException', 'ThrottlingException', 'EC2ThrottledException'])
-const connectCodes = new Set([
-  'ECONNREFUSED',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ETIMEDOUT',
-  'ECONNABORTED',
-])
-const resetCodes = new Set(['ECONNRESET', 'EPIPE', 'ERR_STREAM_PREMATURE_CLOSE', 'UND_ERR_SOCKET'])
 
 interface SdkLikeError {
   name?: string
@@ -65,10 +56,10 @@ export function classifyLambdaError(err: unknown, signal: AbortSignal): Upstream
     return new UpstreamFailure(FailureKinds.connectFailure, `lambda unavailable: ${message}`, { cause: err })
   }
   const code = e.code ?? (e.cause as SdkLikeError | undefined)?.code
-  if (code && connectCodes.has(code)) {
+  if (code && CONNECT_ERROR_CODES.has(code)) {
     return new UpstreamFailure(FailureKinds.connectFailure, `lambda endpoint: ${message}`, { cause: err })
   }
-  if ((code && resetCodes.has(code)) || /socket hang up/i.test(message)) {
+  if ((code && RESET_ERROR_CODES.has(code)) || /socket hang up/i.test(message)) {
     return new UpstreamFailure(FailureKinds.reset, `lambda endpoint: ${message}`, { cause: err })
   }
   // Anything else the Lambda API answered (5xx service errors, KMS, invalid payloads): the function

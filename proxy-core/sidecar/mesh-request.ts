@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
 import type { HeaderMap, MeshBody, MeshRequest } from '../engine/types.ts'
-import { connectionTokens, dropHeader, keepTe } from './hop-by-hop.ts'
+import { connectionTokens, dropHeader, keepTe } from '../invokers/hop-by-hop.ts'
 import { MAX_BUFFERED_BODY } from './limits.ts'
 
 export interface DownstreamHeaders {

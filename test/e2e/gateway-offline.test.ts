@@ -1,28 +1,18 @@
 // End to end: serverless-offline runs the real gateway function behind its local HTTP API; the gateway
 // routes into the mesh, whose Lambda targets are invoked by the real client-lambda through
 // serverless-offline's Invoke API, and whose HTTP target is a real local server.
-import { type ChildProcess, spawn } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createServiceDir, ROOT, type ServiceDir } from '../lambda/service-dir.ts'
-
-async function freePort(): Promise<number> {
-  const s = createServer()
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve))
-  const { port } = s.address() as AddressInfo
-  await new Promise<void>((resolve) => s.close(() => resolve()))
-  return port
-}
+import { type OfflineService, prepareOffline } from '../helpers/serverless-offline.ts'
+import { ROOT } from '../lambda/service-dir.ts'
 
 let upstream: Server
 let upstreamOrigin: string
 let flakyHits = 0
-let offline: ChildProcess | undefined
-let output = ''
-let service: ServiceDir
+let offline: OfflineService | undefined
 let api: string
 
 function meshConfig(): object {
@@ -74,22 +64,6 @@ function meshConfig(): object {
   }
 }
 
-async function waitReady(url: string, deadline: number): Promise<void> {
-  while (Date.now() < deadline) {
-    if (offline?.exitCode !== null && offline?.exitCode !== undefined) {
-      throw new Error(`serverless offline exited (${offline.exitCode}):\n${output}`)
-    }
-    try {
-      const res = await fetch(url, { signal: AbortSignal.timeout(10_000) })
-      await res.arrayBuffer()
-      return
-    } catch {
-      await new Promise((r) => setTimeout(r, 250))
-    }
-  }
-  throw new Error(`serverless offline did not become ready:\n${output}`)
-}
-
 beforeAll(async () => {
   upstream = createServer((req, res) => {
     req.resume()
@@ -111,67 +85,21 @@ beforeAll(async () => {
   await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve))
   upstreamOrigin = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`
 
-  service = createServiceDir(readFileSync(join(ROOT, 'test/fixtures/serverless.e2e.yml'), 'utf8'))
-  writeFileSync(join(service.dir, 'e2e-mesh.json'), JSON.stringify(meshConfig()))
-  const [httpPort, lambdaPort, wsPort, albPort] = [
-    await freePort(),
-    await freePort(),
-    await freePort(),
-    await freePort(),
-  ]
-  api = `http://127.0.0.1:${httpPort}`
-  offline = spawn(
-    'setsid',
-    [
-      join(ROOT, 'node_modules/.bin/serverless'),
-      'offline',
-      'start',
-      '--websocketPort',
-      String(wsPort),
-      '--albPort',
-      String(albPort),
-    ],
-    {
-      cwd: service.dir,
-      env: {
-        ...process.env,
-        SLS_TELEMETRY_DISABLED: '1',
-        E2E_HTTP_PORT: String(httpPort),
-        E2E_LAMBDA_PORT: String(lambdaPort),
-        E2E_HTTP_ORIGIN: upstreamOrigin,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  )
-  offline.stdout?.on('data', (c: Buffer) => {
-    output += c.toString()
+  offline = await prepareOffline(readFileSync(join(ROOT, 'test/fixtures/serverless.e2e.yml'), 'utf8'))
+  writeFileSync(join(offline.service.dir, 'e2e-mesh.json'), JSON.stringify(meshConfig()))
+  api = offline.api
+  await offline.start({
+    ...process.env,
+    E2E_HTTP_PORT: String(offline.httpPort),
+    E2E_LAMBDA_PORT: String(offline.lambdaPort),
+    E2E_HTTP_ORIGIN: upstreamOrigin,
   })
-  offline.stderr?.on('data', (c: Buffer) => {
-    output += c.toString()
-  })
-  await waitReady(`${api}/not-routed`, Date.now() + 90_000)
 }, 120_000)
 
 afterAll(async () => {
-  const pid = offline?.pid
-  if (pid !== undefined && offline?.exitCode === null) {
-    // setsid made the CLI the leader of its own group: end it with its esbuild children.
-    try {
-      process.kill(-pid, 'SIGTERM')
-    } catch {}
-    const exited = await Promise.race([
-      new Promise<boolean>((resolve) => offline!.once('exit', () => resolve(true))),
-      new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 5000)),
-    ])
-    if (!exited) {
-      try {
-        process.kill(-pid, 'SIGKILL')
-      } catch {}
-    }
-  }
+  await offline?.stop()
   upstream?.closeAllConnections()
   await new Promise<void>((resolve) => (upstream ? upstream.close(() => resolve()) : resolve()))
-  service?.remove()
 }, 30_000)
 
 async function get(

@@ -13,24 +13,15 @@
 // then the one root of the tree. In real Lambda, each function's facade segment would sit between the
 // caller's attempt and the function's subsegments; if the emulator ever sets `_X_AMZN_TRACE_ID`, its
 // Parent (a facade segment the emulator does not write) is accepted as a root of that function's part.
-import { type ChildProcess, spawn } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type OrdersApp, startOrdersApp } from '../fixtures/trace/orders-app.ts'
 import { startXRayDaemon, type XRayDaemon, type XRayDocument } from '../fixtures/trace/xray-daemon.ts'
+import { validateEmf } from '../helpers/emf-spec.ts'
+import { type OfflineService, prepareOffline } from '../helpers/serverless-offline.ts'
 import { meshDir, type SidecarProcess, startSidecarProcess } from '../helpers/sidecar-process.ts'
-import { createServiceDir, ROOT, type ServiceDir } from '../lambda/service-dir.ts'
-
-async function freePort(): Promise<number> {
-  const s = createServer()
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve))
-  const { port } = s.address() as AddressInfo
-  await new Promise<void>((resolve) => s.close(() => resolve()))
-  return port
-}
+import { ROOT } from '../lambda/service-dir.ts'
 
 function hex(n: number): string {
   let out = ''
@@ -86,38 +77,15 @@ let daemon: XRayDaemon
 let app: OrdersApp
 let sidecar: SidecarProcess | undefined
 let files: ReturnType<typeof meshDir>
-let service: ServiceDir | undefined
-let offline: ChildProcess | undefined
-let output = ''
+let offline: OfflineService | undefined
 let api: string
-
-async function waitReady(url: string, deadline: number): Promise<void> {
-  while (Date.now() < deadline) {
-    if (offline?.exitCode !== null && offline?.exitCode !== undefined) {
-      throw new Error(`serverless offline exited (${offline.exitCode}):\n${output}`)
-    }
-    try {
-      const res = await fetch(url, { signal: AbortSignal.timeout(10_000) })
-      await res.arrayBuffer()
-      return
-    } catch {
-      await new Promise((r) => setTimeout(r, 250))
-    }
-  }
-  throw new Error(`serverless offline did not become ready:\n${output}`)
-}
 
 beforeAll(async () => {
   daemon = await startXRayDaemon()
   app = await startOrdersApp()
   files = meshDir()
-  const [httpPort, lambdaPort, wsPort, albPort] = [
-    await freePort(),
-    await freePort(),
-    await freePort(),
-    await freePort(),
-  ]
-  api = `http://127.0.0.1:${httpPort}`
+  offline = await prepareOffline(readFileSync(join(ROOT, 'test/fixtures/trace/serverless.trace.yml'), 'utf8'))
+  api = offline.api
 
   // The container service: its sidecar passes inbound traffic to the app and sends the app's calls on.
   sidecar = await startSidecarProcess({
@@ -128,74 +96,33 @@ beforeAll(async () => {
     env: {
       MESHGATE_XRAY: 'on',
       AWS_XRAY_DAEMON_ADDRESS: daemon.address,
-      MESHGATE_LAMBDA_ENDPOINT: `http://127.0.0.1:${lambdaPort}`,
+      MESHGATE_LAMBDA_ENDPOINT: `http://127.0.0.1:${offline.lambdaPort}`,
       AWS_REGION: 'us-east-1',
     },
   })
   app.useSidecar(sidecar.outbound)
 
   // The Lambda side: the gateway's and frontend's `orders` target is the sidecar's inbound listener.
-  service = createServiceDir(readFileSync(join(ROOT, 'test/fixtures/trace/serverless.trace.yml'), 'utf8'))
-  writeFileSync(join(service.dir, 'trace-mesh.json'), JSON.stringify(meshConfig(sidecar.inbound!)))
+  writeFileSync(join(offline.service.dir, 'trace-mesh.json'), JSON.stringify(meshConfig(sidecar.inbound!)))
   const env: NodeJS.ProcessEnv = {}
   for (const [k, v] of Object.entries(process.env)) {
     // The functions must see only what this test sets: no trace id or daemon from the machine.
     if (!k.startsWith('AWS_') && k !== '_X_AMZN_TRACE_ID') env[k] = v
   }
-  offline = spawn(
-    'setsid',
-    [
-      join(ROOT, 'node_modules/.bin/serverless'),
-      'offline',
-      'start',
-      '--websocketPort',
-      String(wsPort),
-      '--albPort',
-      String(albPort),
-    ],
-    {
-      cwd: service.dir,
-      env: {
-        ...env,
-        SLS_TELEMETRY_DISABLED: '1',
-        TRACE_HTTP_PORT: String(httpPort),
-        TRACE_LAMBDA_PORT: String(lambdaPort),
-        TRACE_XRAY_ADDRESS: daemon.address,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  )
-  offline.stdout?.on('data', (c: Buffer) => {
-    output += c.toString()
+  await offline.start({
+    ...env,
+    TRACE_HTTP_PORT: String(offline.httpPort),
+    TRACE_LAMBDA_PORT: String(offline.lambdaPort),
+    TRACE_XRAY_ADDRESS: daemon.address,
   })
-  offline.stderr?.on('data', (c: Buffer) => {
-    output += c.toString()
-  })
-  await waitReady(`${api}/not-routed`, Date.now() + 90_000)
 }, 120_000)
 
 afterAll(async () => {
-  const pid = offline?.pid
-  if (pid !== undefined && offline?.exitCode === null) {
-    // setsid made the CLI the leader of its own group: end it with its esbuild children.
-    try {
-      process.kill(-pid, 'SIGTERM')
-    } catch {}
-    const exited = await Promise.race([
-      new Promise<boolean>((resolve) => offline!.once('exit', () => resolve(true))),
-      new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 5000)),
-    ])
-    if (!exited) {
-      try {
-        process.kill(-pid, 'SIGKILL')
-      } catch {}
-    }
-  }
+  await offline?.stop()
   await sidecar?.stop()
   await app?.close()
   await daemon?.close()
   files?.remove()
-  service?.remove()
 }, 30_000)
 
 interface ShopReply {
@@ -350,83 +277,6 @@ describe('one trace across the gateway, Lambda functions and a container service
 // ---------------------------------------------------------------------------------------------
 // EMF: the functions' stdout lines, as serverless-offline passed them through.
 
-const EMF_UNITS = new Set([
-  'Seconds',
-  'Microseconds',
-  'Milliseconds',
-  'Bytes',
-  'Kilobytes',
-  'Megabytes',
-  'Gigabytes',
-  'Terabytes',
-  'Bits',
-  'Kilobits',
-  'Megabits',
-  'Gigabits',
-  'Terabits',
-  'Percent',
-  'Count',
-  'Bytes/Second',
-  'Kilobytes/Second',
-  'Megabytes/Second',
-  'Gigabytes/Second',
-  'Terabytes/Second',
-  'Bits/Second',
-  'Kilobits/Second',
-  'Megabits/Second',
-  'Gigabits/Second',
-  'Terabits/Second',
-  'Count/Second',
-  'None',
-])
-
-/**
- * The structure the EMF specification requires: a JSON object whose `_aws` holds an integer
- * `Timestamp` (epoch ms) and `CloudWatchMetrics`, an array of MetricDirectives {Namespace: non-empty
- * string, Dimensions: array of DimensionSets (arrays of at most 30 strings, each naming a string member
- * of the root), Metrics: at most 100 MetricDefinitions {Name: string, Unit?: a CloudWatch unit,
- * StorageResolution?: 1 | 60}}, and each metric named by a root member that is a number or an array of
- * at most 100 numbers.
- */
-function checkEmf(line: string): Record<string, unknown> {
-  const doc = JSON.parse(line) as Record<string, unknown>
-  expect(doc).toBeTypeOf('object')
-  const aws = doc._aws as { Timestamp?: unknown; CloudWatchMetrics?: unknown }
-  expect(aws).toBeTypeOf('object')
-  expect(Number.isInteger(aws.Timestamp)).toBe(true)
-  expect(Array.isArray(aws.CloudWatchMetrics)).toBe(true)
-  for (const directive of aws.CloudWatchMetrics as Record<string, unknown>[]) {
-    expect(directive.Namespace).toBeTypeOf('string')
-    expect((directive.Namespace as string).length).toBeGreaterThan(0)
-    expect(Array.isArray(directive.Dimensions)).toBe(true)
-    for (const set of directive.Dimensions as unknown[]) {
-      expect(Array.isArray(set)).toBe(true)
-      expect((set as unknown[]).length).toBeLessThanOrEqual(30)
-      for (const key of set as unknown[]) {
-        expect(key).toBeTypeOf('string')
-        expect(doc[key as string], `dimension ${String(key)}`).toBeTypeOf('string')
-      }
-    }
-    const metrics = directive.Metrics as Record<string, unknown>[]
-    expect(Array.isArray(metrics)).toBe(true)
-    expect(metrics.length).toBeLessThanOrEqual(100)
-    for (const m of metrics) {
-      expect(m.Name).toBeTypeOf('string')
-      if (m.Unit !== undefined) expect(EMF_UNITS.has(m.Unit as string), `unit ${String(m.Unit)}`).toBe(true)
-      if (m.StorageResolution !== undefined) expect([1, 60]).toContain(m.StorageResolution)
-      const value = doc[m.Name as string]
-      if (Array.isArray(value)) {
-        expect(value.length).toBeGreaterThan(0)
-        expect(value.length).toBeLessThanOrEqual(100)
-        for (const v of value) expect(v).toBeTypeOf('number')
-      } else {
-        expect(value, `metric ${String(m.Name)}`).toBeTypeOf('number')
-      }
-    }
-  }
-  return doc
-}
-
 interface EmfLine {
   namespace: string
   doc: Record<string, unknown>
@@ -435,9 +285,9 @@ interface EmfLine {
 /** EMF lines in serverless-offline's output, in order. Each function has its own namespace. */
 function emfLines(): EmfLine[] {
   const out: EmfLine[] = []
-  for (const line of output.split('\n')) {
+  for (const line of offline!.output().split('\n')) {
     if (!line.startsWith('{"_aws"')) continue
-    const doc = checkEmf(line)
+    const doc = validateEmf(line)
     const directives = (doc._aws as { CloudWatchMetrics: { Namespace: string }[] }).CloudWatchMetrics
     out.push({ namespace: directives[0]!.Namespace, doc })
   }
@@ -451,7 +301,7 @@ async function waitForEmf(pick: (l: EmfLine) => boolean, n: number): Promise<Emf
     if (found.length >= n) return found
     await new Promise((r) => setTimeout(r, 100))
   }
-  throw new Error(`fewer than ${n} EMF lines; output:\n${output.slice(-4000)}`)
+  throw new Error(`fewer than ${n} EMF lines; output:\n${offline!.output().slice(-4000)}`)
 }
 
 describe('EMF from the functions under serverless-offline', () => {
