@@ -70,23 +70,10 @@ let bundled: Promise<string> | undefined
 /** Bundles proxy-core/sidecar/main.ts once per test process into test-artifacts/ (git-ignored). */
 function sidecarBundle(): Promise<string> {
   bundled ??= (async () => {
-    const { build } = await import('esbuild')
+    // The same build as the image's (scripts/build.ts), so tests measure the file that ships.
+    const { buildSidecar } = await import('../../scripts/build.ts')
     const outfile = join(ROOT, 'test-artifacts', `sidecar-${process.pid}`, 'sidecar.mjs')
-    await build({
-      entryPoints: [DIRECT],
-      outfile,
-      bundle: true,
-      platform: 'node',
-      format: 'esm',
-      target: 'node24',
-      // The AWS SDK loads on first use only; from node_modules, as the image's would.
-      external: ['@aws-sdk/*'],
-      // CommonJS dependencies (undici) call require(); ESM output needs one.
-      banner: {
-        js: "import { createRequire as __meshgateRequire } from 'node:module'; const require = __meshgateRequire(import.meta.url);",
-      },
-      logLevel: 'warning',
-    })
+    await buildSidecar(outfile)
     return outfile
   })()
   return bundled
