@@ -8,6 +8,7 @@ import { basename, dirname, resolve } from 'node:path'
 import { parseDuration } from '../config/duration.ts'
 import type { Sidecar, SidecarOptions } from './index.ts'
 import { DEFAULT_ADMIN, DEFAULT_DRAIN_MS, DEFAULT_INBOUND, DEFAULT_OUTBOUND, startSidecar } from './index.ts'
+import { createLineWriter } from './line-writer.ts'
 import { parseListenAddress } from './listen-address.ts'
 
 /** Flag → environment variable, for container specs that prefer the environment. */
@@ -134,7 +135,10 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
     out(SIDECAR_USAGE)
     return 0
   }
-  const opts: SidecarOptions = { ...telemetryFromEnv(process.env), ...parsed, log: out }
+  const accessLog = createLineWriter((chunk) => process.stdout.write(chunk))
+  // Whatever way the process ends, the lines still waiting are written (a sync write on exit).
+  process.once('exit', () => accessLog.flush())
+  const opts: SidecarOptions = { ...telemetryFromEnv(process.env), ...parsed, log: accessLog.line }
 
   let sidecar: Sidecar
   try {
@@ -212,6 +216,7 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
         const result = await sidecar.drain()
         if (!result.drained) note(`drain time over with ${result.inFlight} requests still in flight`)
         await sidecar.close()
+        accessLog.flush()
         process.off('SIGTERM', onStop)
         process.off('SIGINT', onStop)
         // Whatever still holds the event loop (a stuck upstream socket), the process ends soon.

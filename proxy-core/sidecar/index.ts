@@ -136,7 +136,10 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
       if (generation?.runtime.config.accessLog !== false) log(formatAccessLog(ev, Date.now()))
     },
   }
-  const telemetry = combineSinks([registry.sink(), tracing.sink, accessLog])
+  // No log sink given: no line is formatted at all.
+  const telemetry = combineSinks(
+    opts.log === undefined ? [registry.sink(), tracing.sink] : [registry.sink(), tracing.sink, accessLog],
+  )
 
   async function buildGeneration(): Promise<Generation> {
     const text = await readFile(opts.configPath, 'utf8')
