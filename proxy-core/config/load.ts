@@ -71,7 +71,9 @@ interface ParsedYaml {
 }
 
 async function parseYaml(text: string): Promise<ParsedYaml> {
-  const yaml = await import('yaml')
+  const mod = (await import('yaml')) as YamlModule & { default?: YamlModule }
+  // Bundled as a lazily loaded chunk, the CommonJS build arrives as the default export.
+  const yaml = typeof mod.LineCounter === 'function' ? mod : mod.default!
   const lines = new yaml.LineCounter()
   const doc = yaml.parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true })
   return { doc, lines, yaml }

@@ -18,7 +18,7 @@ import { ecsEnv, findK8s, k8sEnv, probePort, ROOT, readImage, readK8s, readTaskD
 
 const image = readImage()
 const artifacts = join(ROOT, 'test-artifacts', `infra-${process.pid}`)
-/** The image's file system, as far as the sidecar sees it: its one file. */
+/** The image's file system, as far as the sidecar sees it: the bundle directory. */
 const bundle = join(artifacts, basename(image.entrypoint[1]!))
 const configDir = mkdtempSync(join(tmpdir(), 'meshgate-infra-'))
 const HTTP_GET = join(ROOT, 'test', 'infra', 'http-get.ts')

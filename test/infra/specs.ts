@@ -46,10 +46,17 @@ export function readImage(): Image {
 export function imageFileSource(image: Image, dest: string): string | undefined {
   for (const ins of image.runtime.instructions) {
     if (ins.keyword !== 'COPY' || ins.flags.from !== 'build') continue
-    const [src, to] = ins.rest.trim().split(/\s+/)
-    const target = to!.endsWith('/') ? join(to!, src!.split('/').at(-1)!) : to!
-    if (target !== dest) continue
-    const abs = src!.startsWith('/') ? src! : join(image.buildRoot, src!)
+    const [from, to] = ins.rest.trim().split(/\s+/)
+    let src = from!
+    if (from!.endsWith('/') && to!.endsWith('/')) {
+      // A directory copied into a directory: `dest` is some file inside it.
+      if (!dest.startsWith(to!)) continue
+      src = join(from!, dest.slice(to!.length))
+    } else {
+      const target = to!.endsWith('/') ? join(to!, from!.split('/').at(-1)!) : to!
+      if (target !== dest) continue
+    }
+    const abs = src.startsWith('/') ? src : join(image.buildRoot, src)
     if (!abs.startsWith(`${image.buildRoot}/`)) return undefined
     return abs.slice(image.buildRoot.length + 1)
   }
