@@ -17,25 +17,12 @@ import {
   type ReceivedDatum,
   startCloudWatchEndpoint,
 } from '../helpers/cloudwatch-endpoint.ts'
+import { requestEvent } from '../helpers/request-event.ts'
 
 const credentials = { accessKeyId: 'AKIDLOCALTEST', secretAccessKey: 'local-secret' }
 const NOW = 1_700_000_040_000
 
-function req(over: Partial<RequestEvent> = {}): RequestEvent {
-  return {
-    mesh: 'bookinfo',
-    service: 'reviews',
-    route: 'default',
-    target: 'v1',
-    method: 'GET',
-    path: '/',
-    status: 200,
-    start: 0,
-    end: 10,
-    retries: 0,
-    ...over,
-  }
-}
+const req = requestEvent
 
 function dims(d: ReceivedDatum): Record<string, string> {
   return Object.fromEntries((d.Dimensions ?? []).map((x) => [x.Name, x.Value]))

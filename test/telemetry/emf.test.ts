@@ -3,22 +3,9 @@ import type { RequestEvent } from '../../proxy-core/engine/types.ts'
 import { formatEmf } from '../../proxy-core/telemetry/emf.ts'
 import { createMetricsRegistry } from '../../proxy-core/telemetry/metrics.ts'
 import { validateEmf } from '../helpers/emf-spec.ts'
+import { requestEvent } from '../helpers/request-event.ts'
 
-function req(over: Partial<RequestEvent> = {}): RequestEvent {
-  return {
-    mesh: 'bookinfo',
-    service: 'reviews',
-    route: 'default',
-    target: 'v1',
-    method: 'GET',
-    path: '/',
-    status: 200,
-    start: 0,
-    end: 10,
-    retries: 0,
-    ...over,
-  }
-}
+const req = requestEvent
 
 const base = { namespace: 'meshgate', timestamp: 1_700_000_000_123, coldStart: false }
 

@@ -2,23 +2,10 @@ import { describe, expect, it } from 'vitest'
 import type { RequestEvent } from '../../proxy-core/engine/types.ts'
 import { createMetricsRegistry } from '../../proxy-core/telemetry/metrics.ts'
 import { escapeLabelValue, formatPrometheus } from '../../proxy-core/telemetry/prometheus.ts'
+import { requestEvent } from '../helpers/request-event.ts'
 import { type Family, parsePrometheus, type Sample } from './prom-parse.ts'
 
-function req(over: Partial<RequestEvent> = {}): RequestEvent {
-  return {
-    mesh: 'bookinfo',
-    service: 'reviews',
-    route: 'default',
-    target: 'v1',
-    method: 'GET',
-    path: '/',
-    status: 200,
-    start: 0,
-    end: 10,
-    retries: 0,
-    ...over,
-  }
-}
+const req = requestEvent
 
 function seriesKey(s: Sample): string {
   const { le: _le, code_class: _c, ...rest } = s.labels
