@@ -1,5 +1,4 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import type { RequestEvent } from '../../proxy-core/engine/types.ts'
 import {
   buildMetricData,
   type CloudWatchPublisher,

@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest'
-import type { RequestEvent } from '../../proxy-core/engine/types.ts'
 import { formatEmf } from '../../proxy-core/telemetry/emf.ts'
 import { createMetricsRegistry } from '../../proxy-core/telemetry/metrics.ts'
 import { validateEmf } from '../helpers/emf-spec.ts'

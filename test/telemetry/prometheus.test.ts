@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest'
-import type { RequestEvent } from '../../proxy-core/engine/types.ts'
 import { createMetricsRegistry } from '../../proxy-core/telemetry/metrics.ts'
 import { escapeLabelValue, formatPrometheus } from '../../proxy-core/telemetry/prometheus.ts'
 import { requestEvent } from '../helpers/request-event.ts'
