@@ -1,6 +1,13 @@
 // An invoker that answers in memory, for tests of the pipeline and for embedding the engine without
 // a network (both runtimes plug in real invokers instead).
-import type { AttemptRequest, Endpoint, Invoker, MeshResponse } from './types.ts'
+import {
+  type AttemptRequest,
+  type Endpoint,
+  FailureKinds,
+  type Invoker,
+  type MeshResponse,
+  UpstreamFailure,
+} from './types.ts'
 
 export type MemoryHandler = (
   req: AttemptRequest,
@@ -17,9 +24,18 @@ export function createMemoryInvoker(handler: MemoryHandler): MemoryInvoker {
   const calls: { endpoint: string; req: AttemptRequest }[] = []
   return {
     calls,
-    async invoke(req, endpoint, signal) {
+    invoke(req, endpoint, signal) {
       calls.push({ endpoint: endpoint.id, req: { ...req, headers: { ...req.headers } } })
-      return handler(req, endpoint, signal)
+      // Honour the Invoker contract for handlers that never answer: reject when the signal aborts.
+      return new Promise<MeshResponse>((resolve, reject) => {
+        const onAbort = () => reject(new UpstreamFailure(FailureKinds.timeout, 'aborted'))
+        if (signal.aborted) return onAbort()
+        signal.addEventListener('abort', onAbort, { once: true })
+        Promise.resolve()
+          .then(() => handler(req, endpoint, signal))
+          .then(resolve, reject)
+          .finally(() => signal.removeEventListener('abort', onAbort))
+      })
     },
   }
 }

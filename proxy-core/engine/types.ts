@@ -311,6 +311,8 @@ export interface RequestContext {
   trace?: TraceContext
   /** Aborts when the downstream client goes away. */
   signal?: AbortSignal
+  /** The request's header map is the pipeline's to change: it is not copied again. */
+  ownsHeaders?: boolean
 }
 
 export interface MeshRuntime {

@@ -106,10 +106,10 @@ export function createLambdaInvoker(opts: LambdaInvokerOptions = {}): Invoker {
     if (target.kind !== 'lambda') {
       throw new TypeError(`lambda invoker got a ${target.kind} endpoint (${ep.id})`)
     }
-    signal.throwIfAborted?.()
     let payload: Uint8Array
     let out: InvokeCommandOutput
     try {
+      signal.throwIfAborted()
       const body = await collectBody(req.body)
       payload = textEncoder.encode(JSON.stringify(toHttpApiV2Event(req, body)))
       const { client, InvokeCommand } = await load()

@@ -66,7 +66,7 @@ export function createOutboundHandler(deps: OutboundDeps) {
       // The body broke off before its declared end: the client is gone or broken.
       return send(res, sidecarError(ErrorCodes.badRequest, 'request body incomplete'), true)
     }
-    const ctx: RequestContext = { signal: downstream.signal }
+    const ctx: RequestContext = { signal: downstream.signal, ownsHeaders: true }
     const trace = deps.trace?.(meshReq.headers)
     if (trace !== undefined) ctx.trace = trace
     const out = await runtime.handle(target.service, meshReq, ctx)
