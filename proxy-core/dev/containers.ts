@@ -9,6 +9,7 @@ import type { MeshClient } from '../../functions/bookinfo/containers/mesh-client
 import { createMeshClient } from '../../functions/bookinfo/containers/mesh-client.ts'
 import type { Sidecar } from '../sidecar/index.ts'
 import { startSidecar } from '../sidecar/index.ts'
+import { listen } from '../sidecar/listen-address.ts'
 import { containerAppFor } from './catalog.ts'
 import type { InstancePlan } from './derive.ts'
 
@@ -61,11 +62,7 @@ export async function startInstance(opts: StartInstanceOptions): Promise<Contain
     { keepAliveTimeout: 5_000 },
     containerAppFor({ service: plan.service, target: plan.target, instance: plan.id, mesh }),
   )
-  await new Promise<void>((resolve, reject) => {
-    app.once('error', reject)
-    app.listen(0, host, () => resolve())
-  })
-  const appUrl = `http://${host}:${(app.address() as AddressInfo).port}`
+  const appUrl = `http://${host}:${await listen(app, 0, host)}`
   const closeApp = () =>
     new Promise<void>((resolve) => {
       app.close(() => resolve())

@@ -4,7 +4,7 @@
 import { readFile } from 'node:fs/promises'
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import { createServer } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import { listen } from '../sidecar/listen-address.ts'
 import type { DashboardState, EditRequest, EditResult } from './dev-mesh.ts'
 import type { TrafficGenerator } from './traffic.ts'
 
@@ -143,14 +143,7 @@ export async function startDashboardServer(opts: DashboardServerOptions): Promis
       else res.destroy()
     })
   })
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(opts.port, opts.host, () => {
-      server.off('error', reject)
-      resolve()
-    })
-  })
-  const { port } = server.address() as AddressInfo
+  const port = await listen(server, opts.port, opts.host)
   return {
     url: `http://${opts.host}:${port}`,
     close() {

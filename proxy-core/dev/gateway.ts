@@ -4,10 +4,10 @@
 // swaps the runtime; a request finishes on the runtime it started with.
 import type { Server } from 'node:http'
 import { createServer } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { compileMesh } from '../engine/compile.ts'
 import { createMeshRuntime } from '../engine/runtime.ts'
 import type { Invokers, MeshConfig, MeshRuntime, TelemetrySink } from '../engine/types.ts'
+import { listen } from '../sidecar/listen-address.ts'
 import { copyHeaders, toMeshRequest } from '../sidecar/mesh-request.ts'
 import { sidecarError, writeResponse } from '../sidecar/write-response.ts'
 
@@ -48,14 +48,7 @@ export async function startDevGateway(opts: DevGatewayOptions): Promise<DevGatew
       else res.destroy()
     }
   })
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(opts.port, opts.host, () => {
-      server.off('error', reject)
-      resolve()
-    })
-  })
-  const { port } = server.address() as AddressInfo
+  const port = await listen(server, opts.port, opts.host)
 
   return {
     url: `http://${opts.host}:${port}`,

@@ -5,10 +5,10 @@
 // thread (its sandbox) inside this process: no child process, and a config change redeploys it.
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import { createServer } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { Worker } from 'node:worker_threads'
+import { listen } from '../sidecar/listen-address.ts'
 import type { LambdaFunctionEntry } from './catalog.ts'
 import type { SandboxData, SandboxReply } from './lambda-worker.ts'
 
@@ -280,11 +280,7 @@ export async function startLambdaEmulator(opts: LambdaEmulatorOptions): Promise<
       else res.destroy()
     })
   })
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => resolve())
-  })
-  const { port } = server.address() as AddressInfo
+  const port = await listen(server, 0, '127.0.0.1')
 
   return {
     url: `http://127.0.0.1:${port}`,

@@ -34,3 +34,15 @@ export function parseListenAddress(value: string): ListenAddress {
 export function formatAddress(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`
 }
+
+/** Starts `server` listening; resolves with the bound port, rejects on a listen error (EADDRINUSE...). */
+export function listen(server: import('node:net').Server, port: number, host: string): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen({ host, port }, () => {
+      server.off('error', reject)
+      const bound = server.address()
+      resolve(bound !== null && typeof bound === 'object' ? bound.port : port)
+    })
+  })
+}

@@ -9,7 +9,7 @@ import { Server as NetServer } from 'node:net'
 import { ErrorCodes } from '../engine/errors.ts'
 import { KEEP_ALIVE_TIMEOUT, MAX_HEADER_BYTES, MAX_HEADER_COUNT } from './limits.ts'
 import type { ListenAddress } from './listen-address.ts'
-import { formatAddress } from './listen-address.ts'
+import { formatAddress, listen as listenOn } from './listen-address.ts'
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => Promise<void>
 
@@ -107,13 +107,7 @@ export async function listen(
     socket.end(rawError(405, ErrorCodes.badRequest))
   })
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen({ host: at.host, port: at.port }, () => {
-      server.off('error', reject)
-      resolve()
-    })
-  })
+  await listenOn(server, at.port, at.host)
   const bound = server.address()
   const address =
     bound !== null && typeof bound === 'object' ? formatAddress(bound.address, bound.port) : String(bound)

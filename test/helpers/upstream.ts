@@ -5,6 +5,7 @@
 import type { IncomingHttpHeaders, IncomingMessage, Server, ServerResponse } from 'node:http'
 import { createServer } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
+import { seededRandom } from './manual-clock.ts'
 
 export interface UpstreamBehaviour {
   /** Status of a normal answer. Default 200. */
@@ -50,18 +51,6 @@ export interface Upstream {
   close(): Promise<void>
 }
 
-/** A small seeded PRNG (mulberry32), so failure patterns are the same from run to run. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
 const MAX_RECORDED = 1000
 
 export async function startUpstream(
@@ -76,6 +65,7 @@ export async function startUpstream(
   let failed = 0
   let active = 0
   let recorded: RecordedRequest[] = []
+  // Seeded, so failure patterns are the same from run to run.
   const random = seededRandom(seed)
   const sockets = new Set<Socket>()
 
