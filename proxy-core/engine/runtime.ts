@@ -6,6 +6,7 @@
 // Policy is the frozen CompiledMesh; state (budgets, ejections, breakers, balancers) lives in the
 // per-service and per-target objects below, and a request's own state in its `Call`.
 
+import { DEFAULT_TIMEOUT_MS } from '../config/defaults.ts'
 import { createSampler, type Sampler } from '../telemetry/sampler.ts'
 import { newSpanId, newTraceId, parseTraceHeaders, writeTraceHeaders } from '../telemetry/trace-context.ts'
 import { backoffDelay } from './backoff.ts'
@@ -50,6 +51,8 @@ interface TargetState {
   readonly invoker: Invoker
   readonly balancer: LoadBalancerState
   readonly outlier: OutlierDetector
+  /** `outlier.isEjected`, bound once: the balancer calls it on every pick. */
+  readonly isEjected: (id: string) => boolean
   readonly breaker: CircuitBreaker
 }
 
@@ -85,8 +88,6 @@ interface Env {
   readonly timers: Timers
   readonly sink: TelemetrySink
 }
-
-const HOP_HEADERS_FOR_MIRROR = 'host'
 
 function header(headers: HeaderMap, name: string): string | undefined {
   const v = headers[name]
@@ -353,7 +354,7 @@ function labels(env: Env, call: Call) {
 function attempt(env: Env): Invoke {
   return async (call) => {
     const target = call.target!
-    const endpoint = target.balancer.pick(target.endpoints, (id) => target.outlier.isEjected(id), env.random)
+    const endpoint = target.balancer.pick(target.endpoints, target.isEjected, env.random)
     if (!endpoint)
       throw new UpstreamFailure(FailureKinds.connectFailure, `no endpoints for target ${target.config.name}`)
     const policy = call.route.retry
@@ -424,14 +425,14 @@ function attempt(env: Env): Invoke {
 function mirrorer(env: Env) {
   return (call: Call, target: TargetState): void => {
     if (!isReplayableBody(call.req.body)) return
-    const endpoint = target.balancer.pick(target.endpoints, (id) => target.outlier.isEjected(id), env.random)
+    const endpoint = target.balancer.pick(target.endpoints, target.isEjected, env.random)
     if (!endpoint) return
     const headers: HeaderMap = { ...call.req.headers }
-    const host = header(headers, HOP_HEADERS_FOR_MIRROR) ?? call.svc.compiled.name
+    const host = header(headers, 'host') ?? call.svc.compiled.name
     headers.host = `${host}-shadow`
     const controller = new AbortController()
-    const timeout =
-      Number.isFinite(call.route.timeout) && call.route.timeout > 0 ? call.route.timeout : 15_000
+    // `timeout: 0` means none for the original; a mirror nobody waits for still gets a bound.
+    const timeout = call.route.timeout > 0 ? call.route.timeout : DEFAULT_TIMEOUT_MS
     const timer = env.timers.set(() => controller.abort(), timeout)
     env.sink.event?.(MeshEventKinds.mirror, {
       mesh: env.mesh,
@@ -468,12 +469,14 @@ export function createMeshRuntime(mesh: CompiledMesh, options: MeshRuntimeOption
     const cfg = compiled.config
     const targets = new Map<string, TargetState>()
     for (const t of Object.values(cfg.targets)) {
+      const outlier = createOutlierDetector(cfg.outlierDetection, clock)
       targets.set(t.name, {
         config: t,
         endpoints: targetEndpoints(t),
         invoker: t.kind === 'lambda' ? options.invokers.lambda : options.invokers.http,
         balancer: createLoadBalancer(t.kind === 'http' ? t.loadBalancer : 'round-robin'),
-        outlier: createOutlierDetector(cfg.outlierDetection, clock),
+        outlier,
+        isEjected: (id) => outlier.isEjected(id),
         breaker: createCircuitBreaker(cfg.circuitBreaker),
       })
     }

@@ -52,8 +52,9 @@ export function createSidecarTracing(opts: SidecarTracingOptions): SidecarTracin
       sampler = createSampler(sampling, clock, random)
     },
     outbound(headers) {
-      if (emitter === undefined) return undefined
-      if (parseTraceHeaders(headers) !== undefined) return undefined
+      // The app's own trace context, parsed once here and handed to the runtime as it is.
+      const caller = parseTraceHeaders(headers)
+      if (caller !== undefined || emitter === undefined) return caller
       const trace: TraceContext = {
         traceId: newTraceId(Date.now(), random),
         parentId: newSpanId(random),
