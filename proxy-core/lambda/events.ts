@@ -201,29 +201,14 @@ export function normalizeEvent(event: unknown): NormalizedEvent {
       },
     }
   }
-  if (kind === EventKinds.restApiV1) {
-    const e = event as APIGatewayProxyEvent
-    const multiValue = isObj(e.multiValueHeaders)
-    const headers = lowerHeaders(e.headers as Obj, e.multiValueHeaders as Obj)
-    // REST API hands over decoded query values: encode them again.
-    const qs = queryFromParams(e.queryStringParameters as Obj, e.multiValueQueryStringParameters as Obj, true)
-    return {
-      kind,
-      multiValue,
-      request: {
-        method: e.httpMethod.toUpperCase(),
-        path: (e.path || '/') + (qs ? `?${qs}` : ''),
-        headers,
-        body: decodeBody(e.body, e.isBase64Encoded),
-        remoteAddress: e.requestContext?.identity?.sourceIp ?? firstForwardedFor(headers),
-      },
-    }
-  }
-  const e = event as ALBEvent
+  // REST API (v1) and ALB events share one shape; they differ in two things.
+  const e = event as APIGatewayProxyEvent | ALBEvent
+  const rest = kind === EventKinds.restApiV1
   const multiValue = isObj(e.multiValueHeaders)
   const headers = lowerHeaders(e.headers as Obj, e.multiValueHeaders as Obj)
-  // ALB passes the query string as received (still percent-encoded): keep it as is.
-  const qs = queryFromParams(e.queryStringParameters as Obj, e.multiValueQueryStringParameters as Obj, false)
+  // REST API hands over decoded query values (encode them again); ALB passes them as received.
+  const qs = queryFromParams(e.queryStringParameters as Obj, e.multiValueQueryStringParameters as Obj, rest)
+  const sourceIp = rest ? (e as APIGatewayProxyEvent).requestContext?.identity?.sourceIp : undefined
   return {
     kind,
     multiValue,
@@ -232,7 +217,7 @@ export function normalizeEvent(event: unknown): NormalizedEvent {
       path: (e.path || '/') + (qs ? `?${qs}` : ''),
       headers,
       body: decodeBody(e.body, e.isBase64Encoded),
-      remoteAddress: firstForwardedFor(headers),
+      remoteAddress: sourceIp ?? firstForwardedFor(headers),
     },
   }
 }

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildSidecar } from '../../scripts/build.ts'
 import { last } from './dockerfile.ts'
 import type { Netns, NetnsProcess } from './netns.ts'
-import { createNetns, removeStaleNetns, runInNetns, vethLink } from './netns.ts'
+import { createNetns, httpGetInNetns, removeStaleNetns, runInNetns, vethLink } from './netns.ts'
 import type { K8sContainer } from './specs.ts'
 import { ecsEnv, findK8s, k8sEnv, probePort, ROOT, readImage, readK8s, readTaskDefinition } from './specs.ts'
 
@@ -21,7 +21,6 @@ const artifacts = join(ROOT, 'test-artifacts', `infra-${process.pid}`)
 /** The image's file system, as far as the sidecar sees it: the bundle directory. */
 const bundle = join(artifacts, basename(image.entrypoint[1]!))
 const configDir = mkdtempSync(join(tmpdir(), 'meshgate-infra-'))
-const HTTP_GET = join(ROOT, 'test', 'infra', 'http-get.ts')
 const POD_APP = join(ROOT, 'test', 'infra', 'pod-app.ts')
 const namespaces: Netns[] = []
 
@@ -54,17 +53,11 @@ async function healthCheck(ns: Netns, command: string[], env: NodeJS.ProcessEnv)
   return result.code
 }
 
-async function httpGet(ns: Netns, url: string, hostHeader?: string, proxy?: string) {
-  const args = [HTTP_GET, url, hostHeader ?? '', ...(proxy === undefined ? [] : [proxy])]
-  const r = await runInNetns(ns.name, [process.execPath, ...args], { PATH: process.env.PATH })
-  const line = r.output.split('\n').find((l) => l.startsWith('{'))
-  if (line === undefined) throw new Error(`http-get printed nothing:\n${r.output}`)
-  return JSON.parse(line) as {
-    status?: number
-    headers?: Record<string, string>
-    body?: string
-    error?: string
-  }
+function httpGet(ns: Netns, url: string, host?: string, proxy?: string) {
+  return httpGetInNetns(ns.name, url, {
+    ...(host === undefined ? {} : { host }),
+    ...(proxy === undefined ? {} : { proxy }),
+  })
 }
 
 beforeAll(async () => {

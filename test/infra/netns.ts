@@ -1,3 +1,4 @@
+import { join } from 'node:path'
 // Network namespaces for tests: each one a private network stack (its own loopback, its own ports),
 // so a process can bind the sidecar's real default ports and "pods" can talk over veth links without
 // touching the host's network. Names carry the test process's PID; namespaces left behind by a test
@@ -185,6 +186,29 @@ export function runInNetns(
     clearTimeout(timer)
     return { code: e.code, output: p.output() }
   })
+}
+
+/** What test/infra/http-get.ts prints: one GET's answer, or the error that stopped it. */
+export interface HttpGetResult {
+  status?: number
+  headers?: Record<string, string>
+  body?: string
+  error?: string
+}
+
+const HTTP_GET = join(import.meta.dirname, 'http-get.ts')
+
+/** One GET from inside namespace `ns` (optionally with a Host header, or through an HTTP proxy). */
+export async function httpGetInNetns(
+  ns: string,
+  url: string,
+  opts: { host?: string; proxy?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<HttpGetResult> {
+  const args = [HTTP_GET, url, opts.host ?? '', ...(opts.proxy === undefined ? [] : [opts.proxy])]
+  const r = await runInNetns(ns, [process.execPath, ...args], opts.env ?? { PATH: process.env.PATH })
+  const line = r.output.split('\n').find((l) => l.startsWith('{'))
+  if (line === undefined) throw new Error(`http-get printed nothing:\n${r.output}`)
+  return JSON.parse(line) as HttpGetResult
 }
 
 /** Links two namespaces with a veth pair, `ifA` in `a` and `ifB` in `b`, both up, with addresses. */

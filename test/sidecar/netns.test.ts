@@ -9,12 +9,11 @@ import { join, resolve } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { meshDir } from '../helpers/sidecar-process.ts'
 import type { Netns, NetnsProcess } from '../infra/netns.ts'
-import { createNetns, removeStaleNetns, runInNetns, vethLink } from '../infra/netns.ts'
+import { createNetns, httpGetInNetns, removeStaleNetns, vethLink } from '../infra/netns.ts'
 
 const ROOT = resolve(import.meta.dirname, '..', '..')
 const CLI = join(ROOT, 'bin', 'meshgate.js')
 const POD_APP = join(ROOT, 'test', 'infra', 'pod-app.ts')
-const HTTP_GET = join(ROOT, 'test', 'infra', 'http-get.ts')
 const APP = '127.0.0.1:8080'
 const OUTBOUND = '127.0.0.1:15001'
 const ADMIN = '127.0.0.1:15000'
@@ -50,16 +49,8 @@ interface AppAnswer {
   downstream?: { status: number; body: AppAnswer }
 }
 
-async function get(ns: Netns, url: string, host: string) {
-  const r = await runInNetns(ns.name, [process.execPath, HTTP_GET, url, host], env())
-  const line = r.output.split('\n').find((l) => l.startsWith('{'))
-  if (line === undefined) throw new Error(`http-get printed nothing:\n${r.output}`)
-  return JSON.parse(line) as {
-    status?: number
-    headers?: Record<string, string>
-    body?: string
-    error?: string
-  }
+function get(ns: Netns, url: string, host: string) {
+  return httpGetInNetns(ns.name, url, { host, env: env() })
 }
 
 beforeAll(async () => {
