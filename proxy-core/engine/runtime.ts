@@ -542,11 +542,12 @@ export function createMeshRuntime(mesh: CompiledMesh, options: MeshRuntimeOption
     const call: Call = {
       svc,
       route,
-      // The one copy of the headers: everything downstream mutates this map, never the caller's.
+      // The one copy of the headers: everything downstream mutates this map, never the caller's
+      // (unless the caller handed it over).
       req: {
         method: req.method,
         path: req.path,
-        headers: { ...req.headers },
+        headers: ctx?.ownsHeaders === true ? req.headers : { ...req.headers },
         body: req.body,
         remoteAddress: req.remoteAddress,
       },

@@ -9,8 +9,8 @@ import { compileMesh } from '../engine/compile.ts'
 import { createMeshRuntime } from '../engine/runtime.ts'
 import type { MeshConfig, MeshRuntime, RequestEvent, TelemetrySink } from '../engine/types.ts'
 import { systemClock, systemRandom } from '../engine/types.ts'
-import type { UndiciInvokerOptions } from '../invokers/http-undici.ts'
-import { createUndiciInvoker } from '../invokers/http-undici.ts'
+import type { HttpInvokerOptions } from '../invokers/http-invoker.ts'
+import { createHttpInvoker } from '../invokers/http-invoker.ts'
 import { createLambdaInvoker } from '../invokers/lambda-invoker.ts'
 import { formatAccessLog } from '../telemetry/access-log.ts'
 import type { CloudWatchPublisher } from '../telemetry/cloudwatch.ts'
@@ -21,6 +21,7 @@ import { createXRayEmitter } from '../telemetry/xray-emitter.ts'
 import { createAdminHandler } from './admin.ts'
 import type { DnsDiscovery } from './dns-discovery.ts'
 import { dnsTargets, startDnsDiscovery } from './dns-discovery.ts'
+import { listenHttp1 } from './http1-server.ts'
 import { createInboundHandler } from './inbound.ts'
 import { parseListenAddress } from './listen-address.ts'
 import { createOutboundHandler } from './outbound.ts'
@@ -61,7 +62,7 @@ export interface SidecarOptions {
   /** Resolver servers for dns:// targets; default the system's. */
   dnsServers?: string[]
   /** Options for the upstream pools. */
-  http?: UndiciInvokerOptions
+  http?: HttpInvokerOptions
 }
 
 export interface SidecarAddresses {
@@ -111,7 +112,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
   const log = opts.log ?? (() => {})
   const clock = systemClock
   const registry = createMetricsRegistry()
-  const http = createUndiciInvoker(opts.http)
+  const http = createHttpInvoker(opts.http)
   const lambda = createLambdaInvoker()
   const emitter =
     opts.xrayDaemon === null ? undefined : createXRayEmitter(opts.xrayDaemon ?? '127.0.0.1:2000')
@@ -192,7 +193,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
   let inbound: Listener | undefined
   let admin: Listener
   try {
-    outbound = await listen(
+    outbound = await listenHttp1(
       parseListenAddress(opts.outbound ?? DEFAULT_OUTBOUND),
       createOutboundHandler({ runtime: current, draining: isDraining, trace: (h) => tracing.outbound(h) }),
       onError,

@@ -1,6 +1,7 @@
-// From node's IncomingMessage to the engine's MeshRequest. The headers are copied exactly once, straight
-// from `rawHeaders` (node's own `req.headers` object is never built): hop-by-hop ones dropped, the
-// forwarding headers set on the way.
+// From a downstream request to the engine's MeshRequest: hop-by-hop headers dropped, the forwarding
+// headers set, small bodies read into memory. Two sources: the outbound listener's own server, whose
+// parsed header map is ours to edit in place, and node's IncomingMessage (the inbound listener, the dev
+// gateway), whose headers are copied once straight from `rawHeaders`.
 
 import { randomUUID } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
@@ -67,6 +68,20 @@ export function copyHeaders(req: IncomingMessage): DownstreamHeaders {
   return { headers, host, contentLength, chunked }
 }
 
+/**
+ * Drops hop-by-hop headers from a parsed header map, in place (see `copyHeaders`). Returns the Host
+ * header as sent.
+ */
+export function stripHopByHop(headers: HeaderMap): string | undefined {
+  const connection = headers.connection
+  const te = headers.te
+  const listed = connectionTokens(connection)
+  for (const name in headers) if (dropHeader(name, listed)) delete headers[name]
+  if (keepTe(te)) headers.te = 'trailers'
+  const host = headers.host
+  return typeof host === 'string' ? host : undefined
+}
+
 export interface ForwardingOptions {
   /** The scheme the client used to reach us: `http` on the sidecar's plain listeners. */
   proto: 'http' | 'https'
@@ -98,17 +113,25 @@ export function addForwardingHeaders(
  * The body the pipeline gets: nothing when the request declares none; small bodies with a length read
  * into memory (replayable for retries and mirrors); everything else the request stream itself.
  */
-export async function requestBody(req: IncomingMessage, info: DownstreamHeaders): Promise<MeshBody> {
-  if (info.chunked) return req
-  if (info.contentLength <= 0) return null
-  if (info.contentLength > MAX_BUFFERED_BODY) return req
+export function requestBody(
+  body: AsyncIterable<Uint8Array> | Buffer | null,
+  contentLength: number,
+  chunked: boolean,
+): MeshBody | Promise<MeshBody> {
+  if (body === null || Buffer.isBuffer(body) || chunked || contentLength > MAX_BUFFERED_BODY) return body
+  if (contentLength <= 0) return null
+  return readWhole(body, contentLength)
+}
+
+/** Reads a body of declared `length` into one buffer; rejects if it ends early. */
+async function readWhole(body: AsyncIterable<Uint8Array>, length: number): Promise<Buffer> {
   // Not from node's shared pool: the body may outlive this request (a mirror, a retry).
-  const buf = Buffer.allocUnsafeSlow(info.contentLength)
+  const buf = Buffer.allocUnsafeSlow(length)
   let off = 0
-  for await (const chunk of req as AsyncIterable<Buffer>) {
+  for await (const chunk of body) {
     // node's parser stops at Content-Length, so this cannot overflow; the guard keeps that explicit.
     if (off + chunk.length > buf.length) throw new Error('request body longer than its Content-Length')
-    chunk.copy(buf, off)
+    buf.set(chunk, off)
     off += chunk.length
   }
   if (off !== buf.length) throw new Error('request body shorter than its Content-Length')
@@ -124,7 +147,7 @@ export async function toMeshRequest(
 ): Promise<MeshRequest> {
   const peer = peerAddress(req)
   addForwardingHeaders(info.headers, peer, opts)
-  const body = await requestBody(req, info)
+  const body = await requestBody(req, info.contentLength, info.chunked)
   const out: MeshRequest = { method: req.method ?? 'GET', path, headers: info.headers, body }
   if (peer !== undefined) out.remoteAddress = peer
   return out

@@ -2,13 +2,12 @@
 // Host or the absolute-form URL, refuses anything outside the mesh, and hands the request to the
 // runtime that is current when it arrives (a reload never moves a request to another config).
 
-import type { IncomingMessage, ServerResponse } from 'node:http'
 import { ErrorCodes } from '../engine/errors.ts'
-import type { HeaderMap, MeshResponse, MeshRuntime, RequestContext, TraceContext } from '../engine/types.ts'
-import { MAX_HEADER_COUNT } from './limits.ts'
+import type { HeaderMap, MeshBody, MeshRuntime, RequestContext, TraceContext } from '../engine/types.ts'
+import type { DownstreamRequest } from './http1-server.ts'
 import { resolveOutbound } from './mesh-host.ts'
-import { copyHeaders, toMeshRequest } from './mesh-request.ts'
-import { sidecarError, writeResponse } from './write-response.ts'
+import { addForwardingHeaders, requestBody, stripHopByHop } from './mesh-request.ts'
+import { sidecarError } from './write-response.ts'
 
 export interface OutboundDeps {
   /** The runtime to use for a request arriving now. */
@@ -18,58 +17,40 @@ export interface OutboundDeps {
   trace?(headers: HeaderMap): TraceContext | undefined
 }
 
-/** Answers, ignoring a client that went away meanwhile (its socket error is not ours to report). */
-async function send(res: ServerResponse, out: MeshResponse, close: boolean): Promise<void> {
-  try {
-    await writeResponse(res, out, { close })
-  } catch {
-    if (!res.destroyed) res.destroy()
-  }
-}
-
 export function createOutboundHandler(deps: OutboundDeps) {
-  return async function handleOutbound(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  return async function handleOutbound(req: DownstreamRequest): Promise<void> {
     const runtime = deps.runtime()
     const close = deps.draining()
-    if (req.rawHeaders.length > MAX_HEADER_COUNT * 2) {
-      const msg = `more than ${MAX_HEADER_COUNT} header lines`
-      return send(res, sidecarError(ErrorCodes.headersTooLarge, msg), true)
-    }
-    const info = copyHeaders(req)
+    const headers = req.headers
+    const host = stripHopByHop(headers)
     const services = runtime.config.services
-    const target = resolveOutbound(req.url ?? '/', info.host, (name) => Object.hasOwn(services, name))
-    if (target.kind === 'bad') return send(res, sidecarError(ErrorCodes.badRequest, target.reason), close)
+    const target = resolveOutbound(req.url, host, (name) => Object.hasOwn(services, name))
+    if (target.kind === 'bad') return req.respond(sidecarError(ErrorCodes.badRequest, target.reason), close)
     if (target.kind === 'unknown') {
       // The runtime answers 404 unknown_service itself, and counts it; the body is never read.
-      const path = req.url?.startsWith('/') ? req.url : '/'
-      const out = await runtime.handle(target.service, {
-        method: req.method ?? 'GET',
-        path,
-        headers: info.headers,
-        body: null,
-      })
-      return send(res, out, close)
+      const path = req.url.startsWith('/') ? req.url : '/'
+      const out = await runtime.handle(target.service, { method: req.method, path, headers, body: null })
+      return req.respond(out, close)
     }
 
-    // The client going away cancels the upstream work (the pipeline passes the signal to every attempt).
-    const downstream = new AbortController()
-    res.once('close', () => {
-      if (!res.writableFinished) downstream.abort()
+    addForwardingHeaders(headers, req.remoteAddress, {
+      proto: 'http',
+      ...(req.url.startsWith('/') ? {} : { authority: target.authority }),
     })
-    let meshReq: Awaited<ReturnType<typeof toMeshRequest>>
+    let body: MeshBody
     try {
-      meshReq = await toMeshRequest(req, info, target.path, {
-        proto: 'http',
-        ...(req.url?.startsWith('/') ? {} : { authority: target.authority }),
-      })
+      const read = requestBody(req.body, req.contentLength, req.contentLength < 0)
+      body = read instanceof Promise ? await read : read
     } catch {
       // The body broke off before its declared end: the client is gone or broken.
-      return send(res, sidecarError(ErrorCodes.badRequest, 'request body incomplete'), true)
+      return req.respond(sidecarError(ErrorCodes.badRequest, 'request body incomplete'), true)
     }
-    const ctx: RequestContext = { signal: downstream.signal, ownsHeaders: true }
-    const trace = deps.trace?.(meshReq.headers)
+    // The client going away cancels the upstream work (the pipeline passes the signal to every attempt).
+    const ctx: RequestContext = { signal: req.signal, ownsHeaders: true }
+    const trace = deps.trace?.(headers)
     if (trace !== undefined) ctx.trace = trace
+    const meshReq = { method: req.method, path: target.path, headers, body, remoteAddress: req.remoteAddress }
     const out = await runtime.handle(target.service, meshReq, ctx)
-    await send(res, out, close || deps.draining())
+    return req.respond(out, close || deps.draining())
   }
 }

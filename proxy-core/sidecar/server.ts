@@ -2,32 +2,19 @@
 // limits, malformed requests answered with a 4xx instead of a dropped socket, and the bookkeeping a
 // graceful drain needs (requests in flight, open connections, stop accepting without cutting anyone off).
 
-import type { IncomingMessage, Server, ServerResponse } from 'node:http'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import { createServer, STATUS_CODES } from 'node:http'
 import type { Socket } from 'node:net'
 import { Server as NetServer } from 'node:net'
 import { ErrorCodes } from '../engine/errors.ts'
+import type { Listener } from './http1-server.ts'
 import { KEEP_ALIVE_TIMEOUT, MAX_HEADER_BYTES, MAX_HEADER_COUNT } from './limits.ts'
 import type { ListenAddress } from './listen-address.ts'
 import { formatAddress, listen as listenOn } from './listen-address.ts'
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => Promise<void>
 
-export interface Listener {
-  readonly server: Server
-  /** `host:port` actually bound (port 0 resolved). */
-  readonly address: string
-  /** Requests received and not yet answered in full. */
-  inFlight(): number
-  /** performance.now() of the last request start or end: a drain waits for quiet, not just zero. */
-  lastActivity(): number
-  connections(): number
-  /** Stop accepting connections; open ones keep being served (a drain closes them later). */
-  stopAccepting(): void
-  closeIdle(): void
-  /** Close everything now and wait for the server to be fully closed. */
-  close(): Promise<void>
-}
+export type { Listener }
 
 /** A raw error response on a socket whose request node could not parse. */
 function rawError(status: number, code: string): string {
@@ -114,7 +101,6 @@ export async function listen(
   let accepting = true
 
   return {
-    server,
     address,
     inFlight: () => inFlight,
     lastActivity: () => lastActivity,

@@ -1,5 +1,6 @@
-// The undici invoker against real servers on loopback: streaming both ways, hop-by-hop headers,
-// failure kinds, keep-alive reuse, and HTTP/2 over TLS when the upstream offers it in ALPN.
+// The HTTP invokers against real servers on loopback, the same cases for meshgate's own HTTP/1.1 client
+// and for undici: streaming both ways, hop-by-hop headers, failure kinds, keep-alive reuse. Then the
+// sidecar's combined invoker, which speaks HTTP/2 over TLS (through undici) when the upstream offers it.
 
 import { execFileSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
@@ -13,7 +14,9 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { AttemptRequest, Endpoint, MeshBody, TargetConfig } from '../../proxy-core/engine/types.ts'
 import { UpstreamFailure } from '../../proxy-core/engine/types.ts'
-import { createUndiciInvoker, type UndiciInvoker } from '../../proxy-core/invokers/http-undici.ts'
+import { createHttpInvoker } from '../../proxy-core/invokers/http-invoker.ts'
+import { createUndiciInvoker } from '../../proxy-core/invokers/http-undici.ts'
+import { createHttp1Invoker } from '../../proxy-core/invokers/http1.ts'
 
 const target: TargetConfig = {
   kind: 'http',
@@ -46,7 +49,6 @@ let server: Server
 let origin: string
 let connections = 0
 const sockets = new Set<Socket>()
-let invoker: UndiciInvoker
 
 function route(req: IncomingMessage, res: ServerResponse): void {
   const url = req.url ?? '/'
@@ -92,16 +94,22 @@ beforeAll(async () => {
   })
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
   origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
-  invoker = createUndiciInvoker()
 })
 
 afterAll(async () => {
-  await invoker.close()
   for (const s of sockets) s.destroy()
   await new Promise<void>((r) => server.close(() => r()))
 })
 
-describe('undici invoker', () => {
+const invokers = [
+  { name: 'meshgate http1', create: () => createHttp1Invoker() },
+  { name: 'undici', create: () => createUndiciInvoker() },
+]
+
+describe.each(invokers)('$name invoker', ({ create }) => {
+  const invoker = create()
+  afterAll(() => invoker.close())
+
   it('streams a request body through and the response body back', async () => {
     async function* chunks() {
       for (let i = 0; i < 50; i++) yield Buffer.from(`chunk-${i};`)
@@ -208,11 +216,13 @@ describe('undici invoker', () => {
     ).toBe('timeout')
     expect(performance.now() - started).toBeLessThan(1000)
   })
+})
 
+describe('the sidecar invoker', () => {
   it('speaks HTTP/2 to a TLS upstream that offers it in ALPN', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'meshgate-tls-'))
     let h2: Http2SecureServer | undefined
-    const tls = createUndiciInvoker({ tls: { rejectUnauthorized: false } })
+    const tls = createHttpInvoker({ tls: { rejectUnauthorized: false } })
     try {
       execFileSync(
         'openssl',

@@ -1,0 +1,43 @@
+// The sidecar's HTTP invoker: cleartext origins go through meshgate's own HTTP/1.1 client (http1.ts),
+// TLS origins through undici, which also speaks HTTP/2 where the upstream offers it in ALPN. undici is
+// imported on the first https request only, so a mesh of plain-HTTP services never loads it (it is
+// the largest module in the bundle: ~40 ms and several MB of heap).
+
+import type { Invoker } from '../engine/types.ts'
+import type { UndiciInvoker, UndiciInvokerOptions } from './http-undici.ts'
+import { createHttp1Invoker, type Http1Options, type PoolStats } from './http1.ts'
+
+export type HttpInvokerOptions = Http1Options & Pick<UndiciInvokerOptions, 'tls'>
+
+export interface HttpInvoker extends Invoker {
+  close(): Promise<void>
+  /** Open pools and their connection counts, for `/stats`. */
+  stats(): Record<string, PoolStats>
+}
+
+export function createHttpInvoker(opts: HttpInvokerOptions = {}): HttpInvoker {
+  const plain = createHttp1Invoker(opts)
+  let tls: Promise<UndiciInvoker> | undefined
+  let tlsLoaded: UndiciInvoker | undefined
+
+  function loadTls(): Promise<UndiciInvoker> {
+    tls ??= import('./http-undici.ts').then((m) => {
+      tlsLoaded = m.createUndiciInvoker(opts)
+      return tlsLoaded
+    })
+    return tls
+  }
+
+  return {
+    invoke(req, endpoint, signal) {
+      if (!endpoint.id.startsWith('https:')) return plain.invoke(req, endpoint, signal)
+      return loadTls().then((invoker) => invoker.invoke(req, endpoint, signal))
+    },
+    async close() {
+      await Promise.all([plain.close(), tls?.then((invoker) => invoker.close())])
+    },
+    stats() {
+      return { ...plain.stats(), ...tlsLoaded?.stats() }
+    },
+  }
+}

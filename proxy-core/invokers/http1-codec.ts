@@ -1,0 +1,144 @@
+// The parts of HTTP/1.1 (RFC 9112) that the sidecar's own server and client share: field lines,
+// Content-Length, the chunked transfer coding. Strict where laxness lets a request be smuggled: a
+// field name with whitespace before its colon, two different lengths, a chunk size that is not hex.
+
+import type { HeaderMap } from '../engine/types.ts'
+
+export const CRLF2 = Buffer.from('\r\n\r\n')
+export const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
+/** Field values: visible ASCII, space, tab and obs-text; never CR, LF or NUL (RFC 9110 §5.5). */
+export const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/
+/** A chunk-size line longer than this is garbage, not a size. */
+const MAX_CHUNK_LINE = 1024
+
+/**
+ * Adds the field lines `lines[from..]` to `headers` (names lower case; a repeated field becomes an
+ * array). `fold`: obs-fold continuation lines are joined with a space (what a proxy does with a
+ * response, RFC 9112 §5.2) instead of refused (what a server does with a request). Returns what is
+ * wrong, if anything, or the number of field lines.
+ */
+export function parseFields(
+  lines: string[],
+  from: number,
+  headers: HeaderMap,
+  fold: boolean,
+): string | number {
+  let last: string | undefined
+  let count = 0
+  for (let i = from; i < lines.length; i++) {
+    const line = lines[i]!
+    const c0 = line.charCodeAt(0)
+    if (c0 === 32 || c0 === 9) {
+      if (!fold || last === undefined) return 'obsolete line folding'
+      const prev = headers[last]!
+      const more = line.trim()
+      if (typeof prev === 'string') headers[last] = `${prev} ${more}`
+      else prev[prev.length - 1] = `${prev[prev.length - 1]} ${more}`
+      continue
+    }
+    const colon = line.indexOf(':')
+    if (colon <= 0) return 'field line without a name'
+    const name = line.slice(0, colon).toLowerCase()
+    if (!TOKEN.test(name)) return `field name ${JSON.stringify(name)}`
+    const value = line.slice(colon + 1).trim()
+    if (BAD_VALUE.test(value)) return `value of ${name}`
+    const prev = headers[name]
+    if (prev === undefined) headers[name] = value
+    else if (typeof prev === 'string') headers[name] = [prev, value]
+    else prev.push(value)
+    last = name
+    count++
+  }
+  return count
+}
+
+/** Digits only; a list of equal values is one value (RFC 9110 §8.6); anything else is -1. */
+export function contentLength(value: string | string[]): number {
+  const all = Array.isArray(value) ? value.join(',') : value
+  let length = -1
+  for (const part of all.split(',')) {
+    const v = part.trim()
+    if (!/^\d{1,15}$/.test(v)) return -1
+    const n = Number(v)
+    if (length >= 0 && n !== length) return -1
+    length = n
+  }
+  return length
+}
+
+/** True when the last transfer coding listed is chunked (RFC 9112 §6.3). */
+export function endsChunked(te: string | string[]): boolean {
+  const codings = (Array.isArray(te) ? te.join(',') : te).split(',')
+  return codings[codings.length - 1]!.trim().toLowerCase() === 'chunked'
+}
+
+/** True if a Connection field lists `token` (`close`, `keep-alive`). */
+export function connectionHas(value: string | string[] | undefined, token: string): boolean {
+  if (value === undefined) return false
+  for (const line of Array.isArray(value) ? value : [value]) {
+    for (const t of line.split(',')) if (t.trim().toLowerCase() === token) return true
+  }
+  return false
+}
+
+/** Where decoded payload goes (an object, not a callback: no closure per message). */
+export interface PieceSink {
+  piece(payload: Buffer): void
+}
+
+const Step = { size: 0, data: 1, dataEnd: 2, trailer: 3, done: 4 } as const
+type Step = (typeof Step)[keyof typeof Step]
+
+/** The chunked transfer coding, decoded incrementally; trailers are read and dropped. */
+export class ChunkedDecoder {
+  private step: Step = Step.size
+  private remaining = 0
+  private line = ''
+  /** Set when the input is not valid chunked coding. */
+  error: string | undefined
+
+  get done(): boolean {
+    return this.step === Step.done
+  }
+
+  /**
+   * Decodes `data` from `at`, handing each piece of payload to `sink`. Returns where it stopped: the
+   * end of `data`, or just past the last chunk (the rest belongs to the next message), or -1 on error.
+   */
+  feed(data: Buffer, at: number, sink: PieceSink): number {
+    while (at < data.length && this.step !== Step.done) {
+      if (this.step === Step.data) {
+        const n = Math.min(this.remaining, data.length - at)
+        sink.piece(data.subarray(at, at + n))
+        this.remaining -= n
+        at += n
+        if (this.remaining === 0) this.step = Step.dataEnd
+        continue
+      }
+      // A line: a chunk size, the CRLF after a chunk's data, or a trailer field.
+      const eol = data.indexOf(10, at)
+      this.line += data.toString('latin1', at, eol < 0 ? data.length : eol + 1)
+      if (this.line.length > MAX_CHUNK_LINE) return this.fail('chunk line too long')
+      if (eol < 0) return data.length
+      at = eol + 1
+      const line = this.line
+      this.line = ''
+      if (!line.endsWith('\r\n')) return this.fail('bare LF in chunked body')
+      if (this.step === Step.dataEnd) {
+        if (line !== '\r\n') return this.fail('chunk longer than its size')
+        this.step = Step.size
+      } else if (this.step === Step.size) {
+        const hex = line.slice(0, -2).split(';', 1)[0]!.trim()
+        if (!/^[0-9a-fA-F]{1,12}$/.test(hex)) return this.fail('chunk size')
+        this.remaining = Number.parseInt(hex, 16)
+        this.step = this.remaining === 0 ? Step.trailer : Step.data
+      } else if (line === '\r\n') this.step = Step.done
+    }
+    return at
+  }
+
+  private fail(message: string): number {
+    this.error = message
+    return -1
+  }
+}
