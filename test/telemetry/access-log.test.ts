@@ -50,4 +50,27 @@ describe('formatAccessLog', () => {
     expect(Object.keys(doc)).not.toContain('time')
     expect(doc.path).toBe('/reviews/0?x="1"')
   })
+
+  it('is the same document JSON.stringify would write, whatever the strings hold', () => {
+    const odd = ['plain', 'quote " and \\ backslash', 'tab\tnew\nline\u0000nul', 'é ü 漢字 🚀', '\ud800 lone']
+    for (const text of odd) {
+      const line = formatAccessLog({ ...ev, path: text, route: text, fault: 'delay' }, 0)
+      expect(JSON.parse(line)).toEqual({
+        time: '1970-01-01T00:00:00.000Z',
+        type: 'access',
+        traceId: ev.trace!.traceId,
+        mesh: 'bookinfo',
+        service: 'reviews',
+        route: JSON.parse(JSON.stringify(text)),
+        target: 'v2',
+        method: 'GET',
+        path: JSON.parse(JSON.stringify(text)),
+        status: 504,
+        durationMs: 250.123,
+        retries: 2,
+        fault: 'delay',
+        errorCode: 'timeout',
+      })
+    }
+  })
 })
