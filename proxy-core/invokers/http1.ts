@@ -251,6 +251,8 @@ class Exchange {
   /** A 5xx body being read whole before it is returned. */
   private collected: Buffer[] | undefined
   private body: ResponseBody | undefined
+  /** The socket's idle timer runs for this body (small responses never arm it: no timer per request). */
+  private bodyTimer = false
   private readonly onAbort = () => this.abort()
   private readonly pool: Pool
   private readonly req: AttemptRequest
@@ -452,6 +454,7 @@ class Exchange {
     const body = new ResponseBody(this)
     this.body = body
     this.conn?.socket.setTimeout(this.pool.settings.bodyTimeout)
+    this.bodyTimer = true
     // The bytes that came with the head first: if they are malformed, the attempt fails as a whole
     // instead of handing over a stream that is already broken.
     this.feed(data)
@@ -525,7 +528,7 @@ class Exchange {
     if (conn === undefined) return
     this.conn = undefined
     const socket = conn.socket
-    socket.setTimeout(0)
+    if (this.bodyTimer) socket.setTimeout(0)
     // Paused by backpressure on the body's last piece: the next exchange needs it reading again.
     if (socket.isPaused()) socket.resume()
     this.pool.release(conn, this.keepAlive && this.sent && socket.readable)

@@ -70,6 +70,8 @@ export interface Listener {
 
 /** A head still incomplete after this long is answered 408: 60 s, node's headersTimeout. */
 const HEADERS_TIMEOUT = 60_000
+/** How often the connections' timeouts are checked, ms: they fire up to this much late. */
+const SWEEP_INTERVAL = 1000
 const CONTINUE = 'HTTP/1.1 100 Continue\r\n\r\n'
 /** Bodies up to this many bytes go out in the same write as the head, as latin1 (byte for byte). */
 const INLINE_BODY = 1024
@@ -118,6 +120,7 @@ class Exchange implements DownstreamRequest {
   body: Buffer | Readable | null = null
   contentLength = 0
   private controller: AbortController | undefined
+  private gone = false
   /** HTTP/1.0 client: no chunked responses, keep-alive only when asked for. */
   readonly http10: boolean
   keepAlive: boolean
@@ -138,12 +141,18 @@ class Exchange implements DownstreamRequest {
   }
 
   get signal(): AbortSignal {
-    this.controller ??= new AbortController()
+    if (this.controller === undefined) {
+      // Made when first asked for (most requests finish without anyone listening), aborted already if
+      // the client left before that.
+      this.controller = new AbortController()
+      if (this.gone) this.controller.abort()
+    }
     return this.controller.signal
   }
 
   /** The client went away first. */
   abort(): void {
+    this.gone = true
     this.controller?.abort()
   }
 
@@ -153,7 +162,7 @@ class Exchange implements DownstreamRequest {
     const conn = this.conn
     const socket = conn.socket
     // A body the client is still sending when we answer is never read: the connection cannot go on.
-    const keep = this.keepAlive && !close && !conn.readingBody
+    const keep = this.keepAlive && !close && !conn.readingBody && !conn.closing
     const status = res.status
     const bodyless = this.method === 'HEAD' || status === 204 || status === 304 || status < 200
     let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\n`
@@ -216,7 +225,7 @@ class Exchange implements DownstreamRequest {
       conn.finish(this, keepStream)
       return DONE
     }
-    return pipeBody(src, socket, chunked).then(
+    return pipeBody(src, socket, chunked, length).then(
       () => conn.finish(this, keepStream),
       () => {
         socket.destroy()
@@ -225,11 +234,21 @@ class Exchange implements DownstreamRequest {
   }
 }
 
-/** Copies `src` to the socket with backpressure; rejects if either side broke (the caller closes). */
-function pipeBody(src: Readable, socket: Socket, chunked: boolean): Promise<void> {
+/**
+ * Copies `src` to the socket with backpressure; rejects if either side broke, or if the body is not
+ * the `length` it declared (-1: none), which would corrupt the connection's next response. The caller
+ * then closes the connection.
+ */
+function pipeBody(src: Readable, socket: Socket, chunked: boolean, length: number): Promise<void> {
+  let sent = 0
   return new Promise<void>((resolve, reject) => {
     const onData = (piece: Buffer) => {
       if (piece.length === 0) return
+      sent += piece.length
+      if (length >= 0 && sent > length) {
+        onError(new Error('response body longer than its content-length'))
+        return
+      }
       let more: boolean
       if (chunked) {
         socket.cork()
@@ -253,11 +272,16 @@ function pipeBody(src: Readable, socket: Socket, chunked: boolean): Promise<void
     }
     const onEnd = () => {
       cleanup()
+      if (length >= 0 && sent !== length) {
+        reject(new Error('response body shorter than its content-length'))
+        return
+      }
       if (chunked) socket.write('0\r\n\r\n', 'latin1')
       resolve()
     }
     const onError = (err: Error) => {
       cleanup()
+      src.destroy()
       reject(err)
     }
     const onClose = () => {
@@ -284,6 +308,9 @@ class Conn implements PieceSink {
   private chunks: ChunkedDecoder | undefined
   private stream: RequestBody | undefined
   private readonly server: Http1Server
+  /** performance.now() when the connection went idle, a head started, or our side closed. */
+  private since = performance.now()
+  private ending = false
 
   constructor(server: Http1Server, socket: Socket) {
     this.server = server
@@ -291,9 +318,7 @@ class Conn implements PieceSink {
     const a = socket.remoteAddress
     this.peer = a?.startsWith('::ffff:') ? a.slice(7) : a
     socket.setNoDelay(true)
-    socket.setTimeout(HEADERS_TIMEOUT)
     socket.on('data', (chunk: Buffer) => this.onData(chunk))
-    socket.on('timeout', () => this.onTimeout())
     socket.on('error', () => {})
     socket.on('close', () => {
       server.conns.delete(this)
@@ -307,11 +332,21 @@ class Conn implements PieceSink {
     })
   }
 
+  /** The server is draining: every response closes its connection. */
+  get closing(): boolean {
+    return this.server.closing
+  }
+
   get idle(): boolean {
     return this.current === undefined && this.buf === undefined
   }
 
   private onData(chunk: Buffer): void {
+    // Our side is closed: nothing more is processed (RFC 9112 §9.6); reading on lets the client's close
+    // arrive.
+    if (this.ending) return
+    // A new head starts: its clock starts (see `sweep`).
+    if (this.current === undefined && this.buf === undefined) this.since = performance.now()
     let data = chunk
     if (this.readingBody) {
       const at = this.feedBody(data)
@@ -323,10 +358,19 @@ class Conn implements PieceSink {
     else if (this.buf.length > MAX_HEADER_BYTES) this.socket.pause() // pipelining ahead of us: wait
   }
 
-  private onTimeout(): void {
-    if (this.current !== undefined) return // the route's timeouts govern a request in progress
-    if (this.buf !== undefined) this.refuse(408, ErrorCodes.badRequest)
-    else this.socket.destroy()
+  /**
+   * The connection's timeouts, checked by the server once a second rather than with a timer per
+   * request: idle for KEEP_ALIVE_TIMEOUT, a head incomplete after HEADERS_TIMEOUT (408), a client that
+   * does not close its side within HEADERS_TIMEOUT of ours. The route's timeouts govern a request.
+   */
+  sweep(now: number): void {
+    const waited = now - this.since
+    if (this.ending) {
+      if (waited >= HEADERS_TIMEOUT) this.socket.destroy()
+    } else if (this.current === undefined) {
+      if (this.buf !== undefined && waited >= HEADERS_TIMEOUT) this.refuse(408, ErrorCodes.badRequest)
+      else if (this.buf === undefined && waited >= KEEP_ALIVE_TIMEOUT) this.socket.destroy()
+    }
   }
 
   /** Parses and starts the next request in the buffer, if a whole head is there. */
@@ -376,8 +420,14 @@ class Conn implements PieceSink {
       this.refuse(431, ErrorCodes.headersTooLarge)
       return
     }
-    if (Array.isArray(headers.host)) {
+    // HTTP/1.1 requires exactly one Host (RFC 9112 §3.2).
+    if (Array.isArray(headers.host) || (version === 'HTTP/1.1' && headers.host === undefined)) {
       this.refuse(400, ErrorCodes.badRequest)
+      return
+    }
+    const expect = headers.expect
+    if (expect !== undefined && (typeof expect !== 'string' || expect.toLowerCase() !== '100-continue')) {
+      this.refuse(417, ErrorCodes.badRequest)
       return
     }
     const ex = new Exchange(this, method, parts[1]!, headers, version === 'HTTP/1.0')
@@ -385,8 +435,18 @@ class Conn implements PieceSink {
     const cl = headers['content-length']
     if (te !== undefined) {
       // Both framings at once is how requests get smuggled past a proxy (RFC 9112 §6.1).
-      if (cl !== undefined || !endsChunked(te) || ex.http10) {
+      if (cl !== undefined || ex.http10) {
         this.refuse(400, ErrorCodes.badRequest)
+        return
+      }
+      // Chunked last, or the body's length cannot be known (RFC 9112 §6.3): 400. Chunked alone, since
+      // the body is re-framed upstream and any other coding would be lost on the way: else 501.
+      if (!endsChunked(te)) {
+        this.refuse(400, ErrorCodes.badRequest)
+        return
+      }
+      if (typeof te !== 'string' || te.trim().toLowerCase() !== 'chunked') {
+        this.refuse(501, ErrorCodes.badRequest)
         return
       }
       ex.contentLength = -1
@@ -402,7 +462,6 @@ class Conn implements PieceSink {
     }
     this.current = ex
     this.server.requestStarted()
-    this.socket.setTimeout(0)
 
     if (ex.contentLength === 0) {
       this.buf = rest
@@ -415,14 +474,7 @@ class Conn implements PieceSink {
       ex.body = Buffer.from(rest!.subarray(0, ex.contentLength))
       this.buf = rest!.length > ex.contentLength ? rest!.subarray(ex.contentLength) : undefined
     } else {
-      const expect = headers.expect
-      if (expect !== undefined) {
-        if (typeof expect !== 'string' || expect.toLowerCase() !== '100-continue') {
-          this.refuse(417, ErrorCodes.badRequest)
-          return
-        }
-        if (!ex.http10) this.socket.write(CONTINUE, 'latin1')
-      }
+      if (expect !== undefined && !ex.http10) this.socket.write(CONTINUE, 'latin1')
       this.readingBody = true
       this.remaining = ex.contentLength
       this.stream = new RequestBody(this)
@@ -476,7 +528,7 @@ class Conn implements PieceSink {
       this.end()
       return
     }
-    this.socket.setTimeout(this.buf === undefined ? KEEP_ALIVE_TIMEOUT : HEADERS_TIMEOUT)
+    this.since = performance.now()
     if (this.socket.isPaused()) this.socket.resume()
     if (this.buf !== undefined) this.next()
   }
@@ -491,7 +543,13 @@ class Conn implements PieceSink {
   /** Half-closes; a client that never closes its side is cut off after HEADERS_TIMEOUT. */
   private end(): void {
     this.buf = undefined
-    this.socket.setTimeout(HEADERS_TIMEOUT)
+    this.ending = true
+    // A body still arriving is read and dropped, not buffered for a reader that has gone.
+    this.readingBody = false
+    this.stream?.destroy()
+    this.stream = undefined
+    if (this.socket.isPaused()) this.socket.resume()
+    this.since = performance.now()
     this.socket.end()
   }
 }
@@ -520,7 +578,13 @@ class Http1Server {
   }
 
   handle(ex: Exchange): void {
-    this.handler(ex).catch((err: unknown) => {
+    let handled: Promise<void>
+    try {
+      handled = this.handler(ex)
+    } catch (err) {
+      handled = Promise.reject(err)
+    }
+    handled.catch((err: unknown) => {
       // Handlers answer their own errors; reaching here is a bug, and the connection cannot be trusted.
       this.onError(err)
       if (!ex.started) void ex.respond({ status: 500, headers: {}, body: null }, true)
@@ -539,7 +603,17 @@ export async function listenHttp1(
   const server = new NetServer({ noDelay: true }, (socket) => {
     state.conns.add(new Conn(state, socket))
   })
-  await listenOn(server, at.port, at.host)
+  const sweeper = setInterval(() => {
+    const now = performance.now()
+    for (const c of state.conns) c.sweep(now)
+  }, SWEEP_INTERVAL)
+  sweeper.unref()
+  try {
+    await listenOn(server, at.port, at.host)
+  } catch (err) {
+    clearInterval(sweeper)
+    throw err
+  }
   const bound = server.address()
   const address =
     bound !== null && typeof bound === 'object' ? formatAddress(bound.address, bound.port) : String(bound)
@@ -560,6 +634,7 @@ export async function listenHttp1(
     },
     close() {
       state.closing = true
+      clearInterval(sweeper)
       return new Promise<void>((resolve) => {
         if (accepting) {
           accepting = false
