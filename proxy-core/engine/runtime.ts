@@ -136,6 +136,13 @@ function failureToError(kind: FailureKind, deadlineHit: boolean): MeshError {
   return new MeshError(ErrorCodes.upstreamUnavailable, `upstream ${kind}`)
 }
 
+function hasHeaderOps(ops: { set: Record<string, string>; add: Record<string, string>; remove: string[] }) {
+  if (ops.remove.length > 0) return true
+  for (const _ in ops.set) return true
+  for (const _ in ops.add) return true
+  return false
+}
+
 function applyHeaderOps(
   headers: HeaderMap,
   ops: { set: Record<string, string>; add: Record<string, string>; remove: string[] },
@@ -215,23 +222,26 @@ const observe =
     return res
   }
 
-/** Fault injection (Istio): an optional delay, then an optional abort, before any upstream is touched. */
+/**
+ * Fault injection (Istio): an optional delay, then an optional abort, before any upstream is touched.
+ * A route without faults passes straight through (no async frame of its own on the request path).
+ */
 const faults =
   (env: Env): Layer =>
-  (next) =>
-  async (call) => {
-    const cfg = call.route.fault
-    if (!cfg) return next(call)
-    const decision = decideFault(cfg, env.random)
-    if (decision.delayMs > 0) {
-      call.fault = 'delay'
-      await sleep(env.timers, decision.delayMs, call.signal)
+  (next) => {
+    async function inject(call: Call, cfg: NonNullable<CompiledRoute['fault']>): Promise<MeshResponse> {
+      const decision = decideFault(cfg, env.random)
+      if (decision.delayMs > 0) {
+        call.fault = 'delay'
+        await sleep(env.timers, decision.delayMs, call.signal)
+      }
+      if (decision.abortStatus > 0) {
+        call.fault = 'abort'
+        throw new MeshError(ErrorCodes.faultAbort, 'fault injected', { status: decision.abortStatus })
+      }
+      return next(call)
     }
-    if (decision.abortStatus > 0) {
-      call.fault = 'abort'
-      throw new MeshError(ErrorCodes.faultAbort, 'fault injected', { status: decision.abortStatus })
-    }
-    return next(call)
+    return (call) => (call.route.fault ? inject(call, call.route.fault) : next(call))
   }
 
 /** Picks the target (sticky by header or cookie, else weighted) and fires the mirror copy. */
@@ -256,16 +266,19 @@ const split =
   }
 
 /** Request header and path rewrites on the way out, response header operations on the way back. */
-const rewrite: Layer = (next) => async (call) => {
+const rewrite: Layer = (next) => (call) => {
   const { route, req } = call
   applyHeaderOps(req.headers, route.headers.request)
   if (route.rewrite) {
     req.path = rewritePath(req.path, route.match.path?.prefix, route.rewrite)
     if (route.rewrite.host) req.headers.host = route.rewrite.host
   }
-  const res = await next(call)
-  applyHeaderOps(res.headers, route.headers.response)
-  return res
+  const ops = route.headers.response
+  if (!hasHeaderOps(ops)) return next(call)
+  return next(call).then((res) => {
+    applyHeaderOps(res.headers, ops)
+    return res
+  })
 }
 
 /** Retries with the route's policy, the service's budget and jittered backoff, within the deadline. */

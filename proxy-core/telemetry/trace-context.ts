@@ -103,10 +103,13 @@ export function parseTraceHeaders(headers: HeaderMap): TraceContext | undefined 
   }
 }
 
+/** Two hex digits for every byte value: four lookups make an id's 8 digits without number formatting. */
+const HEX: readonly string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'))
+
 /** 8 hex digits from one draw of `random` (32 of its 53 bits). */
 function hex8(random: Random): string {
-  const n = Math.floor(random() * 0x1_0000_0000) >>> 0
-  return n.toString(16).padStart(8, '0')
+  const n = (random() * 0x1_0000_0000) >>> 0
+  return HEX[n >>> 24]! + HEX[(n >>> 16) & 0xff]! + HEX[(n >>> 8) & 0xff]! + HEX[n & 0xff]!
 }
 
 /** A new X-Ray trace id: `1-<epoch seconds, 8 hex>-<96 random bits, 24 hex>`. */
