@@ -200,7 +200,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     )
     listeners.push(outbound)
     if (opts.app !== undefined) {
-      inbound = await listen(
+      inbound = await listenHttp1(
         parseListenAddress(opts.inbound ?? DEFAULT_INBOUND),
         createInboundHandler({
           app: opts.app,

@@ -71,6 +71,14 @@ describe('sidecar lifecycle', () => {
       /meshgate_requests_total\{[^}]*service="productpage",route="inbound"[^}]*code_class="2xx"\} 1/,
     )
     expect(metrics.body).toMatch(/meshgate_request_duration_seconds_bucket/)
+    // A body goes through to the app as sent.
+    const posted = await send(sc.inbound!, {
+      path: '/up',
+      host: 'productpage',
+      method: 'POST',
+      body: 'x'.repeat(70_000),
+    })
+    expect(JSON.parse(posted.body)).toMatchObject({ method: 'POST', url: '/up', bodyBytes: 70_000 })
 
     const stats = JSON.parse((await send(sc.admin, { path: '/stats' })).body)
     expect(stats.service).toBe('productpage')
