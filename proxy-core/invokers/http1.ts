@@ -388,7 +388,8 @@ class Exchange {
     this.keepAlive = m[1] === '1'
     if (this.status < 100) return 'status code'
     if (this.status < 200) return undefined
-    const headers: HeaderMap = {}
+    // No prototype: a field named `constructor` or `__proto__` is just a field.
+    const headers: HeaderMap = Object.create(null)
     const fields = parseFields(lines, 1, headers, true)
     if (typeof fields === 'string') return fields
     this.headers = headers

@@ -31,7 +31,7 @@ import {
 } from '../invokers/http1-codec.ts'
 import { KEEP_ALIVE_TIMEOUT, MAX_BUFFERED_BODY, MAX_HEADER_BYTES, MAX_HEADER_COUNT } from './limits.ts'
 import type { ListenAddress } from './listen-address.ts'
-import { formatAddress, listen as listenOn } from './listen-address.ts'
+import { boundAddress, listen as listenOn } from './listen-address.ts'
 
 /** One request as the handler sees it. */
 export interface DownstreamRequest {
@@ -614,9 +614,7 @@ export async function listenHttp1(
     clearInterval(sweeper)
     throw err
   }
-  const bound = server.address()
-  const address =
-    bound !== null && typeof bound === 'object' ? formatAddress(bound.address, bound.port) : String(bound)
+  const address = boundAddress(server)
   let accepting = true
   return {
     address,

@@ -35,6 +35,14 @@ export function formatAddress(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`
 }
 
+/** The address a listening server is bound to (port 0 resolved), formatted as above. */
+export function boundAddress(server: import('node:net').Server): string {
+  const bound = server.address()
+  return bound !== null && typeof bound === 'object'
+    ? formatAddress(bound.address, bound.port)
+    : String(bound)
+}
+
 /** Starts `server` listening; resolves with the bound port, rejects on a listen error (EADDRINUSE...). */
 export function listen(server: import('node:net').Server, port: number, host: string): Promise<number> {
   return new Promise<number>((resolve, reject) => {

@@ -10,7 +10,7 @@ import { ErrorCodes } from '../engine/errors.ts'
 import type { Listener } from './http1-server.ts'
 import { KEEP_ALIVE_TIMEOUT, MAX_HEADER_BYTES, MAX_HEADER_COUNT } from './limits.ts'
 import type { ListenAddress } from './listen-address.ts'
-import { formatAddress, listen as listenOn } from './listen-address.ts'
+import { boundAddress, listen as listenOn } from './listen-address.ts'
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => Promise<void>
 
@@ -95,9 +95,7 @@ export async function listen(
   })
 
   await listenOn(server, at.port, at.host)
-  const bound = server.address()
-  const address =
-    bound !== null && typeof bound === 'object' ? formatAddress(bound.address, bound.port) : String(bound)
+  const address = boundAddress(server)
   let accepting = true
 
   return {

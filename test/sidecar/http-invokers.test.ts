@@ -12,29 +12,12 @@ import type { AddressInfo, Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { AttemptRequest, Endpoint, MeshBody, TargetConfig } from '../../proxy-core/engine/types.ts'
+import type { MeshBody } from '../../proxy-core/engine/types.ts'
 import { UpstreamFailure } from '../../proxy-core/engine/types.ts'
 import { createHttpInvoker } from '../../proxy-core/invokers/http-invoker.ts'
 import { createUndiciInvoker } from '../../proxy-core/invokers/http-undici.ts'
 import { createHttp1Invoker } from '../../proxy-core/invokers/http1.ts'
-
-const target: TargetConfig = {
-  kind: 'http',
-  name: 'v1',
-  endpoints: [],
-  dnsRefresh: 0,
-  loadBalancer: 'round-robin',
-}
-const endpoint = (origin: string): Endpoint => ({ id: origin, target })
-const attempt = (over: Partial<AttemptRequest> = {}): AttemptRequest => ({
-  method: 'GET',
-  path: '/',
-  headers: {},
-  body: null,
-  service: 'svc',
-  attempt: 1,
-  ...over,
-})
+import { attempt, endpoint } from '../helpers/attempt.ts'
 
 async function text(body: MeshBody): Promise<string> {
   if (body === null) return ''

@@ -14,6 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { DownstreamHandler, DownstreamRequest, Listener } from '../../proxy-core/sidecar/http1-server.ts'
 import { listenHttp1 } from '../../proxy-core/sidecar/http1-server.ts'
+import { holdsWithin } from '../helpers/attempt.ts'
 
 // ---------------------------------------------------------------------------------------------
 // Cleanup, servers, clients.
@@ -22,16 +23,6 @@ const cleanups: (() => unknown)[] = []
 afterEach(async () => {
   for (const fn of cleanups.splice(0).reverse()) await fn()
 })
-
-/** Polls `check` until it holds or `ms` pass; returns whether it held. */
-async function eventually(check: () => boolean, ms = 1000): Promise<boolean> {
-  const end = performance.now() + ms
-  while (!check()) {
-    if (performance.now() > end) return false
-    await sleep(5)
-  }
-  return true
-}
 
 interface Deferred<T = void> {
   promise: Promise<T>
@@ -372,7 +363,7 @@ describe('keep-alive', () => {
     expect(field(res, 'connection')).toBe('close')
     await client.end()
     expect(client.unread).toBe('')
-    expect(await eventually(() => server.listener.connections() === 0)).toBe(true)
+    expect(await holdsWithin(() => server.listener.connections() === 0)).toBe(true)
   })
 
   it('closes an HTTP/1.0 connection that did not ask for keep-alive', async () => {
@@ -410,7 +401,7 @@ describe('keep-alive', () => {
     client.write('POST /after-close HTTP/1.1\r\nHost: svc\r\nContent-Length: 2\r\n\r\nhi')
     client.socket.end()
     // The server reads to the client's FIN before it closes: by then it has seen the POST.
-    expect(await eventually(() => server.listener.connections() === 0)).toBe(true)
+    expect(await holdsWithin(() => server.listener.connections() === 0)).toBe(true)
     expect(server.requests.map((r) => r.url)).toEqual(['/last'])
   })
 })
@@ -637,7 +628,7 @@ describe('refusals', () => {
       await client.end()
       expect(server.requests).toHaveLength(0)
       expect(
-        await eventually(() => server.listener.connections() === 0 && server.listener.inFlight() === 0),
+        await holdsWithin(() => server.listener.connections() === 0 && server.listener.inFlight() === 0),
       ).toBe(true)
       await stillServes(server)
     },
@@ -651,7 +642,7 @@ describe('refusals', () => {
     await client.end()
     client.write('DELETE /after-refusal HTTP/1.1\r\nHost: svc\r\n\r\n')
     client.socket.end()
-    expect(await eventually(() => server.listener.connections() === 0)).toBe(true)
+    expect(await holdsWithin(() => server.listener.connections() === 0)).toBe(true)
     expect(server.requests.map((r) => r.url)).toEqual([])
   })
 
@@ -663,7 +654,7 @@ describe('refusals', () => {
     await client.end()
     expect(server.requests).toHaveLength(0)
     // A drain waits for inFlight() to reach 0: a refused request must not hold it up.
-    expect(await eventually(() => server.listener.inFlight() === 0, 500)).toBe(true)
+    expect(await holdsWithin(() => server.listener.inFlight() === 0, 500)).toBe(true)
   })
 
   it('refuses a transfer coding it does not implement ahead of chunked', async () => {
@@ -702,7 +693,7 @@ describe('refusals', () => {
     await client.until(() => client.closed, 'the connection to close')
     expect(client.text).toBe('')
     expect(
-      await eventually(() => server.listener.inFlight() === 0 && server.listener.connections() === 0),
+      await holdsWithin(() => server.listener.inFlight() === 0 && server.listener.connections() === 0),
     ).toBe(true)
     await stillServes(server)
     expect(uncaught).toEqual([])
@@ -718,7 +709,7 @@ describe('refusals', () => {
     client.write('POST /c HTTP/1.1\r\nHost: svc\r\nTransfer-Encoding: chunked\r\n\r\nnot-hex\r\n')
     await client.until(() => client.closed, 'the connection to close')
     expect(
-      await eventually(() => server.listener.inFlight() === 0 && server.listener.connections() === 0),
+      await holdsWithin(() => server.listener.inFlight() === 0 && server.listener.connections() === 0),
     ).toBe(true)
     await stillServes(server)
     expect(uncaught).toEqual([])
@@ -946,9 +937,9 @@ describe('answering before the body is read', () => {
     expect(res.body.toString()).toBe('no such thing')
     expect(field(res, 'connection')).toBe('close')
     await client.end()
-    expect(await eventually(() => server.listener.inFlight() === 0)).toBe(true)
+    expect(await holdsWithin(() => server.listener.inFlight() === 0)).toBe(true)
     // The server must let go of the connection, not leave it open until a 60 s timer.
-    expect(await eventually(() => server.listener.connections() === 0)).toBe(true)
+    expect(await holdsWithin(() => server.listener.connections() === 0)).toBe(true)
     await client.until(() => client.closed, 'the connection to close')
     // Still serving (this handler answers everything with its 404).
     const next = await rawClient(server)
@@ -981,7 +972,7 @@ describe('client going away', () => {
     await bounded(aborted.promise, 'req.signal to abort')
     await bounded(answered.promise, 'respond() to resolve')
     expect(
-      await eventually(() => server.listener.inFlight() === 0 && server.listener.connections() === 0),
+      await holdsWithin(() => server.listener.inFlight() === 0 && server.listener.connections() === 0),
     ).toBe(true)
     expect(server.errors).toEqual([])
   })
@@ -1000,7 +991,7 @@ describe('client going away', () => {
     client.write('GET /slow HTTP/1.1\r\nHost: svc\r\n\r\n')
     await bounded(started.promise, 'the handler')
     client.socket.destroy()
-    expect(await eventually(() => server.listener.connections() === 0)).toBe(true)
+    expect(await holdsWithin(() => server.listener.connections() === 0)).toBe(true)
     gone.resolve()
     expect(await bounded(seen.promise, 'the handler to look')).toBe(true)
   })
@@ -1029,9 +1020,9 @@ describe('client going away', () => {
     client.socket.destroy()
     await bounded(stopped.promise, 'the body to be stopped')
     expect(
-      await eventually(() => server.listener.inFlight() === 0 && server.listener.connections() === 0),
+      await holdsWithin(() => server.listener.inFlight() === 0 && server.listener.connections() === 0),
     ).toBe(true)
-    expect(await eventually(() => aborted)).toBe(true)
+    expect(await holdsWithin(() => aborted)).toBe(true)
   })
 })
 

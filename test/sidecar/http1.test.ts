@@ -10,28 +10,12 @@ import { createServer as createNetServer } from 'node:net'
 import type { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { afterEach, describe, expect, it } from 'vitest'
-import type { AttemptRequest, Endpoint, MeshBody, TargetConfig } from '../../proxy-core/engine/types.ts'
+import type { AttemptRequest, MeshBody } from '../../proxy-core/engine/types.ts'
 import { UpstreamFailure } from '../../proxy-core/engine/types.ts'
 import type { Http1Invoker, Http1Options } from '../../proxy-core/invokers/http1.ts'
 import { createHttp1Invoker } from '../../proxy-core/invokers/http1.ts'
+import { attempt, endpoint, holdsWithin } from '../helpers/attempt.ts'
 
-const target: TargetConfig = {
-  kind: 'http',
-  name: 'v1',
-  endpoints: [],
-  dnsRefresh: 0,
-  loadBalancer: 'round-robin',
-}
-const endpoint = (origin: string): Endpoint => ({ id: origin, target })
-const attempt = (over: Partial<AttemptRequest> = {}): AttemptRequest => ({
-  method: 'GET',
-  path: '/',
-  headers: {},
-  body: null,
-  service: 'svc',
-  attempt: 1,
-  ...over,
-})
 /** A generous bound on every exchange: a client that hangs fails the test in 2 s, not in 30. */
 const soon = () => AbortSignal.timeout(2000)
 
@@ -67,16 +51,6 @@ async function within(p: Promise<unknown>, ms: number): Promise<'settled' | 'pen
   } finally {
     ac.abort()
   }
-}
-
-/** Polls `check` until it holds or `ms` pass; returns whether it held. */
-async function eventually(check: () => boolean, ms = 1000): Promise<boolean> {
-  const end = performance.now() + ms
-  while (!check()) {
-    if (performance.now() > end) return false
-    await sleep(5)
-  }
-  return true
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -370,6 +344,22 @@ describe('stale keep-alive connections', () => {
 })
 
 // ---------------------------------------------------------------------------------------------
+
+describe('odd but valid responses', () => {
+  it('takes fields named like Object.prototype members as plain fields', async () => {
+    const up = await rawUpstream((_req, socket) =>
+      socket.write(
+        'HTTP/1.1 200 OK\r\nconstructor: a\r\n__proto__: b\r\nhasOwnProperty: c\r\nconstructor: d\r\ncontent-length: 2\r\n\r\nok',
+      ),
+    )
+    const res = await invoker().invoke(attempt(), endpoint(up.origin), soon())
+    expect(res.headers.constructor).toEqual(['a', 'd'])
+    const proto = '__proto__'
+    expect(res.headers[proto]).toBe('b')
+    expect(res.headers.hasownproperty).toBe('c')
+    expect(await text(res.body)).toBe('ok')
+  })
+})
 
 describe('malformed responses fail as a reset and close the connection', () => {
   /** A connection is pooled by a good exchange, then `wire` answers on it; then one more good one. */
@@ -716,7 +706,7 @@ describe('pools, aborts and failures', () => {
     expect(err.kind).toBe('timeout')
     expect(performance.now() - started).toBeLessThan(1000)
     expect(await within(up.closes[0]!, 1000)).toBe('settled')
-    expect(await eventually(() => inv.stats()[up.origin]!.connected === 0)).toBe(true)
+    expect(await holdsWithin(() => inv.stats()[up.origin]!.connected === 0)).toBe(true)
     expect(inv.stats()[up.origin]!.running).toBe(0)
   })
 
@@ -828,7 +818,7 @@ describe('streaming bodies', () => {
     }
     expect(body.destroyed).toBe(true)
     expect(await within(up.closes[0]!, 1000)).toBe('settled')
-    expect(await eventually(() => inv.stats()[up.origin]!.connected === 0)).toBe(true)
+    expect(await holdsWithin(() => inv.stats()[up.origin]!.connected === 0)).toBe(true)
     expect(inv.stats()[up.origin]!.running).toBe(0)
   })
 })
@@ -844,7 +834,7 @@ describe('idle keep-alive connections', () => {
     expect(inv.stats()[up.origin]!.connected).toBe(1)
     // 200 ms idle, then some slack: by 600 ms the client has closed it.
     expect(await within(up.closes[0]!, 600)).toBe('settled')
-    expect(await eventually(() => inv.stats()[up.origin]!.connected === 0, 200)).toBe(true)
+    expect(await holdsWithin(() => inv.stats()[up.origin]!.connected === 0, 200)).toBe(true)
   })
 
   it('never reuses a connection idle for longer than keepAliveTimeout', async () => {
