@@ -73,6 +73,12 @@ interface Call {
   readonly start: number
   /** Clock time after which no attempt may start or continue (route timeout); Infinity for none. */
   readonly deadline: number
+  /**
+   * The route timeout has fired. Kept apart from `now >= deadline`: a timer may fire a fraction of a
+   * millisecond before the clock says so (node's timers count whole milliseconds), and a retry must
+   * never start in that sliver.
+   */
+  expired: boolean
   target: TargetState | undefined
   retries: number
   fault: 'delay' | 'abort' | undefined
@@ -200,7 +206,7 @@ const observe =
       res = await next(call)
     } catch (err) {
       const meshErr =
-        err instanceof MeshError ? err : failureToError(failureOf(err).kind, env.clock.now() >= call.deadline)
+        err instanceof MeshError ? err : failureToError(failureOf(err).kind, pastDeadline(env, call))
       res = errorResponse(meshErr)
       errorCode = meshErr.code
     }
@@ -309,7 +315,7 @@ const retry =
             holdingRetry = false
           }
         }
-        const deadlineHit = env.clock.now() >= call.deadline
+        const deadlineHit = pastDeadline(env, call)
         const again =
           retriable &&
           attempt <= policy.maxRetries &&
@@ -354,6 +360,10 @@ const breaker =
     }
   }
 
+function pastDeadline(env: Env, call: Call): boolean {
+  return call.expired || env.clock.now() >= call.deadline
+}
+
 function labels(env: Env, call: Call) {
   return {
     mesh: env.mesh,
@@ -373,13 +383,22 @@ function attempt(env: Env): Invoke {
     const policy = call.route.retry
     const now = env.clock.now()
     const remaining = call.deadline - now
-    const tryTimeout = policy.perTryTimeout > 0 ? Math.min(policy.perTryTimeout, remaining) : remaining
+    if (remaining <= 0) {
+      call.expired = true
+      throw new UpstreamFailure(FailureKinds.timeout, 'route timeout reached before the try')
+    }
+    // The try ends at its own timeout or at the route's, whichever comes first.
+    const byRoute = !(policy.perTryTimeout > 0 && policy.perTryTimeout < remaining)
+    const tryTimeout = byRoute ? remaining : policy.perTryTimeout
     const spanId = newSpanId(env.random)
     writeTraceHeaders(call.req.headers, call.trace, spanId)
 
     const controller = new AbortController()
     const timer = Number.isFinite(tryTimeout)
-      ? env.timers.set(() => controller.abort(), Math.max(0, tryTimeout))
+      ? env.timers.set(() => {
+          if (byRoute) call.expired = true
+          controller.abort()
+        }, tryTimeout)
       : undefined
     const onClientAbort = () => controller.abort()
     call.signal?.addEventListener('abort', onClientAbort, { once: true })
@@ -568,6 +587,7 @@ export function createMeshRuntime(mesh: CompiledMesh, options: MeshRuntimeOption
       signal: ctx?.signal,
       start,
       deadline: route.timeout > 0 ? start + route.timeout : Number.POSITIVE_INFINITY,
+      expired: false,
       target: undefined,
       retries: 0,
       fault: undefined,

@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest'
-import { UpstreamFailure } from '../../proxy-core/engine/types.ts'
+import { loadConfigText } from '../../proxy-core/config/load.ts'
+import { compileMesh } from '../../proxy-core/engine/compile.ts'
+import { createMemoryInvoker } from '../../proxy-core/engine/memory-invoker.ts'
+import { createMeshRuntime } from '../../proxy-core/engine/runtime.ts'
+import { type Timers, UpstreamFailure } from '../../proxy-core/engine/types.ts'
+import { createManualClock } from '../helpers/manual-clock.ts'
 import { get, meshFromYaml, ok } from '../helpers/mesh.ts'
 
 const REVIEWS = `
@@ -167,6 +172,39 @@ services:
     // 100 ms tries plus backoff cannot fit more than 3 tries into 250 ms.
     expect(m.invoker.calls.length).toBeLessThanOrEqual(3)
     expect(m.requests[0]!.end - started).toBeLessThanOrEqual(250)
+  })
+
+  it('starts no try in the sliver between the route timeout firing and the clock reaching it', async () => {
+    // node's timers count whole milliseconds: one due at 300 ms may fire while the clock reads 299.6.
+    const config = await loadConfigText(
+      `
+version: 1
+mesh: test
+services:
+  api:
+    targets: { v1: { http: http://api.local:9080 } }
+    routes:
+      - to: v1
+        timeout: 300ms
+        retries: { attempts: 3, on: [reset], backoff: { base: 25ms, max: 250ms } }
+    retryBudget: { percent: 100, minPerSecond: 100 }
+`,
+      'test.yaml',
+    )
+    const clock = createManualClock()
+    const early: Timers = { set: (fn, ms) => clock.set(fn, ms - 0.5), clear: (t) => clock.clear(t) }
+    const invoker = createMemoryInvoker(() => new Promise(() => {}))
+    const runtime = createMeshRuntime(compileMesh(config), {
+      invokers: { http: invoker, lambda: invoker },
+      clock,
+      timers: early,
+      // Backoff 0 ms: a retry would fit in what is left, were the deadline judged by the clock alone.
+      random: () => 0,
+    })
+    const p = runtime.handle('api', get('/'))
+    await clock.advance(1000)
+    expect((await p).headers['x-meshgate-error']).toBe('timeout')
+    expect(invoker.calls).toHaveLength(1)
   })
 
   it('stops retrying when the budget is spent', async () => {
