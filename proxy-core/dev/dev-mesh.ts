@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os'
 import { basename, dirname, join } from 'node:path'
 import { ConfigError, loadConfigFile, loadConfigText } from '../config/load.ts'
 import type { MeshConfig, RouteMatchConfig, StringMatch } from '../engine/types.ts'
-import { createUndiciInvoker } from '../invokers/http-undici.ts'
+import { createHttpInvoker } from '../invokers/http-invoker.ts'
 import { createLambdaInvoker } from '../invokers/lambda-invoker.ts'
 import { LAMBDA_FUNCTIONS } from './catalog.ts'
 import type { ContainerInstance } from './containers.ts'
@@ -290,7 +290,7 @@ async function start(
   instances.sort((a, b) => plan.instances.indexOf(a.plan) - plan.instances.indexOf(b.plan))
 
   opts.progress('starting the gateway')
-  const http = createUndiciInvoker()
+  const http = createHttpInvoker()
   cleanups.push(() => http.close())
   const gateway: DevGateway = await startDevGateway({
     host,
