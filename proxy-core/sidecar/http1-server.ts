@@ -142,7 +142,7 @@ class Exchange implements DownstreamRequest {
 
   get signal(): AbortSignal {
     if (this.controller === undefined) {
-      // Made when first asked for (most requests finish without anyone listening), aborted already if
+      // Made when first asked for (a refused or unknown-host request never asks), aborted already if
       // the client left before that.
       this.controller = new AbortController()
       if (this.gone) this.controller.abort()
