@@ -1,5 +1,6 @@
 // An invoker that answers in memory, for tests of the pipeline and for embedding the engine without
 // a network (both runtimes plug in real invokers instead).
+import { toAbortSignal } from './cancel.ts'
 import {
   type AttemptRequest,
   type Endpoint,
@@ -24,7 +25,8 @@ export function createMemoryInvoker(handler: MemoryHandler): MemoryInvoker {
   const calls: { endpoint: string; req: AttemptRequest }[] = []
   return {
     calls,
-    invoke(req, endpoint, signal) {
+    invoke(req, endpoint, cancel) {
+      const signal = toAbortSignal(cancel)
       calls.push({ endpoint: endpoint.id, req: { ...req, headers: { ...req.headers } } })
       // Honour the Invoker contract for handlers that never answer: reject when the signal aborts.
       return new Promise<MeshResponse>((resolve, reject) => {

@@ -1,7 +1,7 @@
 // The request path, shared by the Lambda middleware and the sidecar. A routed request passes through
 // the layers below in this order (linkerd2-proxy's route stack), composed once per runtime:
 //
-//   observe → faults → split (+ mirror) → rewrite → route timeout → retry → breaker → attempt → invoker
+//   observe → faults → split (+ mirror) → rewrite → route timeout → retry → attempt (breaker) → invoker
 //
 // Policy is the frozen CompiledMesh; state (budgets, ejections, breakers, balancers) lives in the
 // per-service and per-target objects below, and a request's own state in its `Call`.
@@ -11,6 +11,7 @@ import { createSampler, type Sampler } from '../telemetry/sampler.ts'
 import { newSpanId, newTraceId, parseTraceHeaders, writeTraceHeaders } from '../telemetry/trace-context.ts'
 import { backoffDelay } from './backoff.ts'
 import { discardBody } from './body.ts'
+import { Cancellation } from './cancel.ts'
 import { type CircuitBreaker, createCircuitBreaker } from './circuit-breaker.ts'
 import type { CompiledMesh, CompiledRoute, CompiledService } from './compile.ts'
 import { ErrorCodes, errorResponse, MeshError } from './errors.ts'
@@ -22,6 +23,7 @@ import { createRetryBudget, type RetryBudget } from './retry-budget.ts'
 import { type AttemptOutcome, isReplayableBody, mayRetryRequest } from './retry-policy.ts'
 import {
   type AttemptRequest,
+  type CancelSignal,
   type Clock,
   type Endpoint,
   type FailureKind,
@@ -69,7 +71,7 @@ interface Call {
   /** Headers are a private copy: rewrites and trace headers mutate it, never the caller's map. */
   readonly req: MeshRequest
   readonly trace: TraceContext
-  readonly signal: AbortSignal | undefined
+  readonly signal: CancelSignal | undefined
   readonly start: number
   /** Clock time after which no attempt may start or continue (route timeout); Infinity for none. */
   readonly deadline: number
@@ -93,6 +95,8 @@ interface Env {
   readonly random: Random
   readonly timers: Timers
   readonly sink: TelemetrySink
+  /** Requests in the pipeline now (for drain); counted by `observe`. */
+  readonly load: { inFlight: number }
 }
 
 function header(headers: HeaderMap, name: string): string | undefined {
@@ -111,7 +115,7 @@ function cookie(headers: HeaderMap, name: string): string | undefined {
 }
 
 /** Resolves after `ms`, or early (without error) when `signal` aborts; the caller checks the signal. */
-function sleep(timers: Timers, ms: number, signal: AbortSignal | undefined): Promise<void> {
+function sleep(timers: Timers, ms: number, signal: CancelSignal | undefined): Promise<void> {
   if (ms <= 0) return Promise.resolve()
   return new Promise((resolve) => {
     const onAbort = () => {
@@ -122,7 +126,7 @@ function sleep(timers: Timers, ms: number, signal: AbortSignal | undefined): Pro
       signal?.removeEventListener('abort', onAbort)
       resolve()
     }, ms)
-    signal?.addEventListener('abort', onAbort, { once: true })
+    signal?.addEventListener('abort', onAbort)
   })
 }
 
@@ -202,6 +206,7 @@ const observe =
   async (call) => {
     let res: MeshResponse
     let errorCode: string | undefined
+    env.load.inFlight++
     try {
       res = await next(call)
     } catch (err) {
@@ -209,6 +214,8 @@ const observe =
         err instanceof MeshError ? err : failureToError(failureOf(err).kind, pastDeadline(env, call))
       res = errorResponse(meshErr)
       errorCode = meshErr.code
+    } finally {
+      env.load.inFlight--
     }
     env.sink.request?.({
       mesh: env.mesh,
@@ -343,23 +350,6 @@ const retry =
     }
   }
 
-/** Envoy's circuit breaker: at most `maxRequests` in flight per target; the rest fail fast. */
-const breaker =
-  (env: Env): Layer =>
-  (next) =>
-  async (call) => {
-    const cb = call.target!.breaker
-    if (!cb.tryStartRequest()) {
-      env.sink.event?.(MeshEventKinds.circuitOpen, labels(env, call))
-      throw new MeshError(ErrorCodes.circuitOpen, 'circuit breaker open')
-    }
-    try {
-      return await next(call)
-    } finally {
-      cb.finishRequest()
-    }
-  }
-
 function pastDeadline(env: Env, call: Call): boolean {
   return call.expired || env.clock.now() >= call.deadline
 }
@@ -373,78 +363,94 @@ function labels(env: Env, call: Call) {
   }
 }
 
-/** The innermost step: one try against one endpoint, with the per-try timeout and trace headers. */
+/**
+ * The innermost step: one try against one endpoint, within Envoy's circuit breaker (at most
+ * `maxRequests` tries in flight per target; the rest fail fast), with the per-try timeout and trace
+ * headers. The breaker lives here rather than as a layer of its own: one async frame less per request.
+ */
 function attempt(env: Env): Invoke {
   return async (call) => {
     const target = call.target!
-    const endpoint = target.balancer.pick(target.endpoints, target.isEjected, env.random)
-    if (!endpoint)
-      throw new UpstreamFailure(FailureKinds.connectFailure, `no endpoints for target ${target.config.name}`)
-    const policy = call.route.retry
-    const now = env.clock.now()
-    const remaining = call.deadline - now
-    if (remaining <= 0) {
-      call.expired = true
-      throw new UpstreamFailure(FailureKinds.timeout, 'route timeout reached before the try')
+    const breaker = target.breaker
+    if (!breaker.tryStartRequest()) {
+      env.sink.event?.(MeshEventKinds.circuitOpen, labels(env, call))
+      throw new MeshError(ErrorCodes.circuitOpen, 'circuit breaker open')
     }
-    // The try ends at its own timeout or at the route's, whichever comes first.
-    const byRoute = !(policy.perTryTimeout > 0 && policy.perTryTimeout < remaining)
-    const tryTimeout = byRoute ? remaining : policy.perTryTimeout
-    const spanId = newSpanId(env.random)
-    writeTraceHeaders(call.req.headers, call.trace, spanId)
-
-    const controller = new AbortController()
-    const timer = Number.isFinite(tryTimeout)
-      ? env.timers.set(() => {
-          if (byRoute) call.expired = true
-          controller.abort()
-        }, tryTimeout)
-      : undefined
-    const onClientAbort = () => controller.abort()
-    call.signal?.addEventListener('abort', onClientAbort, { once: true })
-    const req: AttemptRequest = {
-      method: call.req.method,
-      path: call.req.path,
-      headers: call.req.headers,
-      body: call.req.body,
-      remoteAddress: call.req.remoteAddress,
-      service: call.svc.compiled.name,
-      attempt: call.retries + 1,
-    }
-    let outcome: AttemptOutcome = { failure: FailureKinds.reset }
-    target.balancer.started(endpoint.id)
     try {
-      // Invokers reject promptly when the signal aborts (the Invoker contract): no race is wrapped
-      // around them here, which would cost a promise and two listeners per attempt.
-      const res = await target.invoker.invoke(req, endpoint, controller.signal)
-      outcome = { status: res.status }
-      return res
-    } catch (err) {
-      outcome = { failure: failureOf(err).kind }
-      throw err
-    } finally {
-      if (timer !== undefined) env.timers.clear(timer)
-      call.signal?.removeEventListener('abort', onClientAbort)
-      target.balancer.finished(endpoint.id)
-      if (target.outlier.record(endpoint.id, outcome, target.endpoints.length)) {
-        env.sink.event?.(MeshEventKinds.ejection, labels(env, call))
+      const endpoint = target.balancer.pick(target.endpoints, target.isEjected, env.random)
+      if (!endpoint)
+        throw new UpstreamFailure(
+          FailureKinds.connectFailure,
+          `no endpoints for target ${target.config.name}`,
+        )
+      const policy = call.route.retry
+      const now = env.clock.now()
+      const remaining = call.deadline - now
+      if (remaining <= 0) {
+        call.expired = true
+        throw new UpstreamFailure(FailureKinds.timeout, 'route timeout reached before the try')
       }
-      env.sink.attempt?.({
-        mesh: env.mesh,
+      // The try ends at its own timeout or at the route's, whichever comes first.
+      const byRoute = !(policy.perTryTimeout > 0 && policy.perTryTimeout < remaining)
+      const tryTimeout = byRoute ? remaining : policy.perTryTimeout
+      const spanId = newSpanId(env.random)
+      writeTraceHeaders(call.req.headers, call.trace, spanId)
+
+      const controller = new Cancellation()
+      const timer = Number.isFinite(tryTimeout)
+        ? env.timers.set(() => {
+            if (byRoute) call.expired = true
+            controller.abort()
+          }, tryTimeout)
+        : undefined
+      const onClientAbort = () => controller.abort()
+      call.signal?.addEventListener('abort', onClientAbort)
+      const req: AttemptRequest = {
+        method: call.req.method,
+        path: call.req.path,
+        headers: call.req.headers,
+        body: call.req.body,
+        remoteAddress: call.req.remoteAddress,
         service: call.svc.compiled.name,
-        route: call.route.name,
-        target: target.config.name,
-        endpoint: endpoint.id,
-        attempt: req.attempt,
-        method: req.method,
-        url: `http://${call.svc.compiled.name}${req.path}`,
-        status: 'status' in outcome ? outcome.status : undefined,
-        failure: 'failure' in outcome ? outcome.failure : undefined,
-        start: now,
-        end: env.clock.now(),
-        spanId,
-        trace: call.trace,
-      })
+        attempt: call.retries + 1,
+      }
+      let outcome: AttemptOutcome = { failure: FailureKinds.reset }
+      target.balancer.started(endpoint.id)
+      try {
+        // Invokers reject promptly when the signal aborts (the Invoker contract): no race is wrapped
+        // around them here, which would cost a promise and two listeners per attempt.
+        const res = await target.invoker.invoke(req, endpoint, controller)
+        outcome = { status: res.status }
+        return res
+      } catch (err) {
+        outcome = { failure: failureOf(err).kind }
+        throw err
+      } finally {
+        if (timer !== undefined) env.timers.clear(timer)
+        call.signal?.removeEventListener('abort', onClientAbort)
+        target.balancer.finished(endpoint.id)
+        if (target.outlier.record(endpoint.id, outcome, target.endpoints.length)) {
+          env.sink.event?.(MeshEventKinds.ejection, labels(env, call))
+        }
+        env.sink.attempt?.({
+          mesh: env.mesh,
+          service: call.svc.compiled.name,
+          route: call.route.name,
+          target: target.config.name,
+          endpoint: endpoint.id,
+          attempt: req.attempt,
+          method: req.method,
+          url: `http://${call.svc.compiled.name}${req.path}`,
+          status: 'status' in outcome ? outcome.status : undefined,
+          failure: 'failure' in outcome ? outcome.failure : undefined,
+          start: now,
+          end: env.clock.now(),
+          spanId,
+          trace: call.trace,
+        })
+      }
+    } finally {
+      breaker.finishRequest()
     }
   }
 }
@@ -462,7 +468,7 @@ function mirrorer(env: Env) {
     const headers: HeaderMap = { ...call.req.headers }
     const host = header(headers, 'host') ?? call.svc.compiled.name
     headers.host = `${host}-shadow`
-    const controller = new AbortController()
+    const controller = new Cancellation()
     // `timeout: 0` means none for the original; a mirror nobody waits for still gets a bound.
     const timeout = call.route.timeout > 0 ? call.route.timeout : DEFAULT_TIMEOUT_MS
     const timer = env.timers.set(() => controller.abort(), timeout)
@@ -475,7 +481,7 @@ function mirrorer(env: Env) {
     const req: AttemptRequest = { ...call.req, headers, service: call.svc.compiled.name, attempt: 1 }
     // Started after the original has been sent on its way: a microtask later, never in its path.
     queueMicrotask(() => {
-      target.invoker.invoke(req, endpoint, controller.signal).then(
+      target.invoker.invoke(req, endpoint, controller).then(
         (res) => {
           env.timers.clear(timer)
           discardBody(res.body)
@@ -493,7 +499,14 @@ export function createMeshRuntime(mesh: CompiledMesh, options: MeshRuntimeOption
   const random = options.random ?? systemRandom
   const timers = options.timers ?? systemTimers
   const epochNow = options.epochNow ?? Date.now
-  const env: Env = { mesh: mesh.config.mesh, clock, random, timers, sink: options.telemetry ?? {} }
+  const env: Env = {
+    mesh: mesh.config.mesh,
+    clock,
+    random,
+    timers,
+    sink: options.telemetry ?? {},
+    load: { inFlight: 0 },
+  }
   const sampler: Sampler = createSampler(mesh.config.tracing.sampling, clock, random)
 
   const services = new Map<string, ServiceState>()
@@ -522,11 +535,8 @@ export function createMeshRuntime(mesh: CompiledMesh, options: MeshRuntimeOption
     split(env, mirrorer(env)), // weighted or sticky target choice; mirror copy
     rewrite, // header operations and path/host rewrite
     retry(env), // attempts, budget, backoff, all within the route timeout
-    breaker(env), // per-target concurrency limit
   ]
   const pipeline = layers.reduceRight<Invoke>((next, layer) => layer(next), attempt(env))
-
-  let inFlight = 0
 
   function traceFor(req: MeshRequest, ctx: RequestContext | undefined): TraceContext {
     const trace = ctx?.trace ?? parseTraceHeaders(req.headers) ?? { traceId: newTraceId(epochNow(), random) }
@@ -557,20 +567,27 @@ export function createMeshRuntime(mesh: CompiledMesh, options: MeshRuntimeOption
     return res
   }
 
-  async function handle(service: string, req: MeshRequest, ctx?: RequestContext): Promise<MeshResponse> {
+  // Not an async function: the pipeline's own promise is the request's, with no frame around it.
+  function handle(service: string, req: MeshRequest, ctx?: RequestContext): Promise<MeshResponse> {
+    try {
+      return route(service, req, ctx)
+    } catch (err) {
+      return Promise.reject(err)
+    }
+  }
+
+  function route(service: string, req: MeshRequest, ctx: RequestContext | undefined): Promise<MeshResponse> {
     const start = clock.now()
     const svc = services.get(service)
     if (!svc) {
-      return reject(
-        service,
-        req,
-        new MeshError(ErrorCodes.unknownService, 'unknown service', { details: { service } }),
-        start,
-        ctx?.trace,
-      )
+      const err = new MeshError(ErrorCodes.unknownService, 'unknown service', { details: { service } })
+      return Promise.resolve(reject(service, req, err, start, ctx?.trace))
     }
     const route = svc.compiled.routes.match(req.method, req.path, req.headers)
-    if (!route) return reject(service, req, new MeshError(ErrorCodes.noRoute, 'no route'), start, ctx?.trace)
+    if (!route)
+      return Promise.resolve(
+        reject(service, req, new MeshError(ErrorCodes.noRoute, 'no route'), start, ctx?.trace),
+      )
     const call: Call = {
       svc,
       route,
@@ -592,12 +609,7 @@ export function createMeshRuntime(mesh: CompiledMesh, options: MeshRuntimeOption
       retries: 0,
       fault: undefined,
     }
-    inFlight++
-    try {
-      return await pipeline(call)
-    } finally {
-      inFlight--
-    }
+    return pipeline(call)
   }
 
   async function handleGateway(req: MeshRequest, ctx?: RequestContext): Promise<MeshResponse> {
@@ -622,6 +634,6 @@ export function createMeshRuntime(mesh: CompiledMesh, options: MeshRuntimeOption
     handle,
     handleGateway,
     setEndpoints,
-    inFlight: () => inFlight,
+    inFlight: () => env.load.inFlight,
   }
 }

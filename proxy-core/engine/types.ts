@@ -215,12 +215,23 @@ export class UpstreamFailure extends Error {
   }
 }
 
+/**
+ * What stops a request or an attempt: the part of AbortSignal the engine uses. An AbortSignal is one;
+ * the request path uses the lighter `Cancellation` (engine/cancel.ts), and invokers built on libraries
+ * that want a real AbortSignal convert with `toAbortSignal`.
+ */
+export interface CancelSignal {
+  readonly aborted: boolean
+  addEventListener(type: 'abort', listener: () => void, options?: { once?: boolean }): void
+  removeEventListener(type: 'abort', listener: () => void): void
+}
+
 export interface Invoker {
   /**
    * Send one attempt to `endpoint`. Resolve with the upstream's response (any status), or throw an
    * `UpstreamFailure`. Must stop work and reject promptly when `signal` aborts (per-try timeout).
    */
-  invoke(req: AttemptRequest, endpoint: Endpoint, signal: AbortSignal): Promise<MeshResponse>
+  invoke(req: AttemptRequest, endpoint: Endpoint, signal: CancelSignal): Promise<MeshResponse>
 }
 export interface Invokers {
   http: Invoker
@@ -310,7 +321,7 @@ export interface MeshRuntimeOptions {
 export interface RequestContext {
   trace?: TraceContext
   /** Aborts when the downstream client goes away. */
-  signal?: AbortSignal
+  signal?: CancelSignal
   /** The request's header map is the pipeline's to change: it is not copied again. */
   ownsHeaders?: boolean
 }

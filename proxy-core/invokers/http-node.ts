@@ -3,7 +3,15 @@
 // collected into memory. The modules and agents are created on the first call, not at import.
 
 import type { ClientRequest, Agent as HttpAgent, IncomingMessage, RequestOptions } from 'node:http'
-import type { AttemptRequest, Endpoint, HeaderMap, Invoker, MeshResponse } from '../engine/types.ts'
+import { toAbortSignal } from '../engine/cancel.ts'
+import type {
+  AttemptRequest,
+  CancelSignal,
+  Endpoint,
+  HeaderMap,
+  Invoker,
+  MeshResponse,
+} from '../engine/types.ts'
 import { FailureKinds, UpstreamFailure } from '../engine/types.ts'
 import { connectionTokens, dropHeader } from './hop-by-hop.ts'
 import { CONNECT_ERROR_CODES } from './net-errors.ts'
@@ -58,7 +66,8 @@ export function createNodeHttpInvoker(opts: NodeHttpInvokerOptions = {}): Invoke
     return loading
   }
 
-  async function invoke(req: AttemptRequest, ep: Endpoint, signal: AbortSignal): Promise<MeshResponse> {
+  async function invoke(req: AttemptRequest, ep: Endpoint, cancel: CancelSignal): Promise<MeshResponse> {
+    const signal = toAbortSignal(cancel)
     if (signal.aborted) throw new UpstreamFailure(FailureKinds.timeout, `aborted before sending to ${ep.id}`)
     const { http, https, agents } = net ?? (await load())
     const origin = new URL(ep.id)

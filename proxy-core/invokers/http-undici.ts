@@ -3,8 +3,10 @@
 // server can pipe it without buffering. Only the sidecar loads this file (undici costs ~40 ms to load).
 
 import { Pool } from 'undici'
+import { toAbortSignal } from '../engine/cancel.ts'
 import type {
   AttemptRequest,
+  CancelSignal,
   Endpoint,
   FailureKind,
   HeaderMap,
@@ -76,7 +78,12 @@ export function createUndiciInvoker(opts: UndiciInvokerOptions = {}): UndiciInvo
     return pool
   }
 
-  async function invoke(req: AttemptRequest, endpoint: Endpoint, signal: AbortSignal): Promise<MeshResponse> {
+  async function invoke(
+    req: AttemptRequest,
+    endpoint: Endpoint,
+    cancel: CancelSignal,
+  ): Promise<MeshResponse> {
+    const signal = toAbortSignal(cancel)
     if (closed) throw new UpstreamFailure(FailureKinds.connectFailure, 'http invoker is closed')
     if (signal.aborted) throw new UpstreamFailure(FailureKinds.timeout, 'aborted before sending')
     const pool = poolFor(endpoint)

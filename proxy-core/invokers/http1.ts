@@ -13,6 +13,7 @@ import { connect, type Socket } from 'node:net'
 import { Readable } from 'node:stream'
 import type {
   AttemptRequest,
+  CancelSignal,
   Endpoint,
   FailureKind,
   HeaderMap,
@@ -161,6 +162,14 @@ class Pool {
   }
 }
 
+/**
+ * Every upstream socket reads into this one buffer (node's `onread`): no Buffer is allocated and no
+ * stream machinery runs per read. The bytes are only valid until the next read, so whatever outlives
+ * the callback (a partial head, a body piece handed on) is copied out first. 64 KiB: libuv's own
+ * read size.
+ */
+const READ_BUFFER = Buffer.allocUnsafeSlow(64 * 1024)
+
 class Conn {
   readonly socket: Socket
   exchange: Exchange | undefined
@@ -174,17 +183,17 @@ class Conn {
   constructor(pool: Pool) {
     this.pool = pool
     pool.open++
-    const socket = connect({ host: pool.host, port: pool.port, noDelay: true })
+    const socket = connect({
+      host: pool.host,
+      port: pool.port,
+      noDelay: true,
+      onread: { buffer: READ_BUFFER, callback: (n: number) => this.onRead(n) },
+    })
     this.socket = socket
     socket.setTimeout(pool.settings.connectTimeout)
     socket.on('connect', () => {
       this.connected = true
       socket.setTimeout(0)
-    })
-    socket.on('data', (chunk: Buffer) => {
-      // Bytes nobody asked for: the upstream is confused, and the connection with it.
-      if (this.exchange === undefined) this.destroy()
-      else this.exchange.onData(chunk)
     })
     socket.on('end', () => this.exchange?.onEnd())
     socket.on('timeout', () => {
@@ -202,6 +211,18 @@ class Conn {
       ex?.onClose(this)
       pool.wake()
     })
+  }
+
+  /** `n` bytes arrived in READ_BUFFER; false pauses the socket (a slow body reader). */
+  private onRead(n: number): boolean {
+    const ex = this.exchange
+    // Bytes nobody asked for: the upstream is confused, and the connection with it.
+    if (ex === undefined) {
+      this.destroy()
+      return false
+    }
+    ex.onData(READ_BUFFER.subarray(0, n))
+    return !this.socket.isPaused()
   }
 
   destroy(): void {
@@ -258,7 +279,7 @@ class Exchange {
   private readonly req: AttemptRequest
   /** Request line and header lines, without the framing header and the blank line. */
   private readonly head: string
-  private readonly signal: AbortSignal
+  private readonly signal: CancelSignal
   private readonly resolve: (res: MeshResponse) => void
   private readonly reject: (err: unknown) => void
 
@@ -266,7 +287,7 @@ class Exchange {
     pool: Pool,
     req: AttemptRequest,
     head: string,
-    signal: AbortSignal,
+    signal: CancelSignal,
     resolve: (res: MeshResponse) => void,
     reject: (err: unknown) => void,
   ) {
@@ -282,34 +303,37 @@ class Exchange {
   attach(conn: Conn): void {
     this.conn = conn
     conn.exchange = this
-    this.write(conn.socket).then(
-      () => {
-        this.sent = true
-      },
-      (err: unknown) => {
-        // The body source failed (the client went away mid-upload): nothing sensible can follow.
-        this.fail(failure(FailureKinds.reset, `request body: ${(err as Error).message}`, err))
-      },
-    )
-  }
-
-  /** Writes the request; small bodies go out with the head in one write. */
-  private async write(socket: Socket): Promise<void> {
     const { method, body } = this.req
-    let head = this.head
+    const socket = conn.socket
     if (body === null) {
+      const head = this.head
       socket.write(BODY_METHODS.has(method) ? `${head}content-length: 0\r\n\r\n` : `${head}\r\n`, 'latin1')
-      return
-    }
-    if (typeof body === 'string' || body instanceof Uint8Array) {
+      this.sent = true
+    } else if (typeof body === 'string' || body instanceof Uint8Array) {
+      // Small bodies go out with the head in one write.
       const bytes = typeof body === 'string' ? Buffer.from(body) : body
       socket.cork()
-      socket.write(`${head}content-length: ${bytes.byteLength}\r\n\r\n`, 'latin1')
+      socket.write(`${this.head}content-length: ${bytes.byteLength}\r\n\r\n`, 'latin1')
       socket.write(bytes)
       socket.uncork()
-      return
+      this.sent = true
+    } else {
+      this.writeStream(socket, body).then(
+        () => {
+          this.sent = true
+        },
+        (err: unknown) => {
+          // The body source failed (the client went away mid-upload): nothing sensible can follow.
+          this.fail(failure(FailureKinds.reset, `request body: ${(err as Error).message}`, err))
+        },
+      )
     }
-    // A stream: its declared length if the client gave one (it was checked as digits), else chunked.
+  }
+
+  /** Writes the request head, then the body as it arrives, with backpressure. */
+  private async writeStream(socket: Socket, body: AsyncIterable<Uint8Array>): Promise<void> {
+    let head = this.head
+    // Its declared length if the client gave one (it was checked as digits), else chunked.
     const declared = this.req.headers['content-length']
     const length = typeof declared === 'string' ? Number(declared) : -1
     head += length >= 0 ? `content-length: ${length}\r\n\r\n` : 'transfer-encoding: chunked\r\n\r\n'
@@ -361,7 +385,7 @@ class Exchange {
       if (end < 0 || end > limit) {
         if (end > limit || buf.length > limit) {
           this.fail(failure(FailureKinds.reset, `response head larger than ${limit} bytes`))
-        } else this.partial = buf
+        } else this.partial = buf === chunk ? Buffer.from(buf) : buf // the read buffer is reused
         return undefined
       }
       const problem = this.parseHead(buf.toString('latin1', 0, end))
@@ -495,8 +519,9 @@ class Exchange {
       this.collected.push(Buffer.from(piece))
       return
     }
-    // Backpressure: a slow client pauses the upstream socket; `_read` resumes it.
-    if (this.body !== undefined && !this.body.push(piece)) this.conn?.socket.pause()
+    // A copy: `piece` lies in the shared read buffer. Backpressure: a slow client pauses the upstream
+    // socket; `_read` resumes it.
+    if (this.body !== undefined && !this.body.push(Buffer.from(piece))) this.conn?.socket.pause()
   }
 
   private respond(body: MeshResponse['body']): void {

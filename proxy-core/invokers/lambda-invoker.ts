@@ -6,7 +6,8 @@
 // never at module load. A function that only calls HTTP targets never pays for it.
 
 import type { InvokeCommandOutput, LambdaClient } from '@aws-sdk/client-lambda'
-import type { AttemptRequest, Endpoint, Invoker, MeshResponse } from '../engine/types.ts'
+import { toAbortSignal } from '../engine/cancel.ts'
+import type { AttemptRequest, CancelSignal, Endpoint, Invoker, MeshResponse } from '../engine/types.ts'
 import { FailureKinds, UpstreamFailure } from '../engine/types.ts'
 import { collectBody, fromLambdaResult, toHttpApiV2Event } from '../lambda/events.ts'
 import { CONNECT_ERROR_CODES, RESET_ERROR_CODES } from './net-errors.ts'
@@ -101,7 +102,8 @@ export function createLambdaInvoker(opts: LambdaInvokerOptions = {}): Invoker {
     return loading
   }
 
-  async function invoke(req: AttemptRequest, ep: Endpoint, signal: AbortSignal): Promise<MeshResponse> {
+  async function invoke(req: AttemptRequest, ep: Endpoint, cancel: CancelSignal): Promise<MeshResponse> {
+    const signal = toAbortSignal(cancel)
     const target = ep.target
     if (target.kind !== 'lambda') {
       throw new TypeError(`lambda invoker got a ${target.kind} endpoint (${ep.id})`)

@@ -15,8 +15,9 @@ import { STATUS_CODES } from 'node:http'
 import type { Socket } from 'node:net'
 import { Server as NetServer } from 'node:net'
 import { Readable } from 'node:stream'
+import { Cancellation } from '../engine/cancel.ts'
 import { ErrorCodes } from '../engine/errors.ts'
-import type { HeaderMap, MeshResponse } from '../engine/types.ts'
+import type { CancelSignal, HeaderMap, MeshResponse } from '../engine/types.ts'
 import { connectionTokens, dropHeader } from '../invokers/hop-by-hop.ts'
 import {
   BAD_VALUE,
@@ -46,7 +47,7 @@ export interface DownstreamRequest {
   /** Declared length; -1 for a chunked body. */
   readonly contentLength: number
   /** Aborts when the client goes away before its response is complete. */
-  readonly signal: AbortSignal
+  readonly signal: CancelSignal
   /** Sends the response. Resolves once it is written or the client is gone; never rejects. */
   respond(res: MeshResponse, close: boolean): Promise<void>
 }
@@ -119,7 +120,7 @@ class Exchange implements DownstreamRequest {
   readonly remoteAddress: string | undefined
   body: Buffer | Readable | null = null
   contentLength = 0
-  private controller: AbortController | undefined
+  private controller: Cancellation | undefined
   private gone = false
   /** HTTP/1.0 client: no chunked responses, keep-alive only when asked for. */
   readonly http10: boolean
@@ -140,14 +141,14 @@ class Exchange implements DownstreamRequest {
     this.keepAlive = http10 ? connectionHas(connection, 'keep-alive') : !connectionHas(connection, 'close')
   }
 
-  get signal(): AbortSignal {
+  get signal(): CancelSignal {
     if (this.controller === undefined) {
       // Made when first asked for (a refused or unknown-host request never asks), aborted already if
       // the client left before that.
-      this.controller = new AbortController()
+      this.controller = new Cancellation()
       if (this.gone) this.controller.abort()
     }
-    return this.controller.signal
+    return this.controller
   }
 
   /** The client went away first. */

@@ -1,0 +1,126 @@
+// A quicker look than the full benchmark, for work on the request path: user and system CPU per
+// request of the sidecar (or HAProxy) under `wrk -c16`, split, over a few interleaved short runs.
+//
+//   node bench/sidecar/probe.ts [--runs 3] [--seconds 4] [--variants image,image-nolog,haproxy]
+//
+// Variants: `image` (the bundle as the image runs it), `image-nolog` (the same with accessLog: false),
+// `image-notrace` (MESHGATE_XRAY=off), `haproxy`. Prints one line per run and the medians.
+
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { parseArgs } from 'node:util'
+import { SERVICE, type Server, startHaproxy, startMeshgate, startUpstream, waitReady } from './contenders.ts'
+import { runWrk } from './load.ts'
+import { freePorts, onlineCpus, pinSelf } from './proc.ts'
+import { median } from './report.ts'
+
+const ROOT = resolve(import.meta.dirname, '..', '..')
+const { values } = parseArgs({
+  options: {
+    runs: { type: 'string', default: '3' },
+    seconds: { type: 'string', default: '4' },
+    variants: { type: 'string', default: 'image;haproxy' },
+    connections: { type: 'string', default: '16' },
+    /** Another meshgate tree (e.g. a worktree of an older commit) whose bundle is the `other` variant. */
+    other: { type: 'string' },
+  },
+})
+const runs = Number(values.runs)
+const seconds = Number(values.seconds)
+const variants = values.variants.split(';')
+const [serverCpu, loadCpu] = onlineCpus()
+pinSelf(loadCpu ?? 0)
+
+function times(pid: number): { user: number; sys: number } {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return { user: Number(f[11]) / 100, sys: Number(f[12]) / 100 }
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'meshgate-probe-'))
+const servers: Server[] = []
+try {
+  const [up1, up2, ...ports] = await freePorts(2 + variants.length * 2)
+  const upstream = startUpstream(dir, serverCpu ?? null, [up1!, up2!])
+  servers.push(upstream)
+  const { buildSidecar } = (await import(join(ROOT, 'scripts', 'build.ts'))) as {
+    buildSidecar(outfile: string): Promise<unknown>
+  }
+  const entry = join(dir, 'image', 'meshgate-sidecar.mjs')
+  await buildSidecar(entry)
+  const otherEntry = join(dir, 'other', 'meshgate-sidecar.mjs')
+  if (values.other !== undefined) {
+    const other = (await import(
+      join(resolve(values.other), 'scripts', 'build.ts')
+    )) as typeof import('../../scripts/build.ts')
+    await other.buildSidecar(otherEntry)
+  }
+  const byName = new Map<string, Server>()
+  variants.forEach((v, i) => {
+    const vi = i
+    const port = ports[i * 2]!
+    if (v === 'haproxy') {
+      byName.set(v, startHaproxy(dir, serverCpu ?? null, port, up1!))
+      return
+    }
+    const vdir = join(dir, `v-${vi}`)
+    mkdirSync(vdir)
+    // `image:--flag --flag2`: the image's bundle with these node flags instead of the image's NODE_OPTIONS.
+    const flags = v.includes(':') ? v.slice(v.indexOf(':') + 1).split(' ') : ['--max-semi-space-size=1']
+    const env: Record<string, string> = { MALLOC_ARENA_MAX: '2' }
+    if (v.includes('notrace')) env.MESHGATE_XRAY = 'off'
+    byName.set(
+      v,
+      startMeshgate({
+        dir: vdir,
+        cpu: serverCpu ?? null,
+        port,
+        adminPort: ports[i * 2 + 1]!,
+        upstreamPorts: [up1!, up2!],
+        xrayPort: 9,
+        accessLog: !v.includes('nolog'),
+        image: { entry: v.startsWith('other') ? otherEntry : entry, env },
+        nodeFlags: flags,
+      }),
+    )
+  })
+  servers.push(...byName.values())
+  for (const s of byName.values()) await waitReady(s)
+  const results = new Map<string, { rps: number[]; user: number[]; sys: number[] }>()
+  for (let r = 0; r < runs; r++) {
+    for (const v of variants) {
+      const s = byName.get(v)!
+      const pid = s.pids()[0]!
+      const before = times(pid)
+      const w = await runWrk({
+        cpu: loadCpu ?? null,
+        url: s.url,
+        connections: Number(values.connections),
+        seconds,
+        headers: { Host: SERVICE },
+      })
+      const after = times(pid)
+      const us = (x: number) => (x * 1e6) / w.requests
+      const row = results.get(v) ?? { rps: [], user: [], sys: [] }
+      row.rps.push(w.requestsPerSecond)
+      row.user.push(us(after.user - before.user))
+      row.sys.push(us(after.sys - before.sys))
+      results.set(v, row)
+      console.log(
+        `run ${r + 1} ${v.padEnd(40)} ${Math.round(w.requestsPerSecond).toString().padStart(7)} req/s  user ${us(after.user - before.user).toFixed(1)} µs  sys ${us(after.sys - before.sys).toFixed(1)} µs`,
+      )
+    }
+  }
+  console.log('medians:')
+  const hap = results.get('haproxy')
+  for (const [v, row] of results) {
+    const ratio = hap ? ` ${(median(row.rps) / median(hap.rps)).toFixed(2)}× HAProxy` : ''
+    console.log(
+      `  ${v.padEnd(40)} ${Math.round(median(row.rps)).toString().padStart(7)} req/s${ratio}  user ${median(row.user).toFixed(1)} µs  sys ${median(row.sys).toFixed(1)} µs`,
+    )
+  }
+} finally {
+  for (const s of servers.reverse()) await s.stop()
+  rmSync(dir, { recursive: true, force: true })
+}
