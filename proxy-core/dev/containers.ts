@@ -23,14 +23,29 @@ export interface ContainerInstance {
   close(): Promise<void>
 }
 
-/** A free loopback port, for listeners whose address must be written into the config before they start. */
-export function reservePort(host: string): Promise<number> {
+export interface PortReservation {
+  readonly port: number
+  /** Lets the port go, just before its real listener binds it. Idempotent. */
+  release(): Promise<void>
+}
+
+/**
+ * A free loopback port, for listeners whose address must be written into the config before they
+ * start. It stays bound until `release()`: the other listeners started meanwhile bind port 0, and
+ * the kernel could otherwise hand one of them this very port.
+ */
+export function reservePort(host: string): Promise<PortReservation> {
   return new Promise((resolve, reject) => {
     const srv = createNetServer()
     srv.once('error', reject)
     srv.listen(0, host, () => {
       const { port } = srv.address() as AddressInfo
-      srv.close(() => resolve(port))
+      let released: Promise<void> | undefined
+      const release = () => {
+        released ??= new Promise<void>((done) => srv.close(() => done()))
+        return released
+      }
+      resolve({ port, release })
     })
   })
 }
@@ -39,7 +54,7 @@ export interface StartInstanceOptions {
   plan: InstancePlan
   host: string
   /** The inbound port reserved for this instance (already in the derived config). */
-  inboundPort: number
+  inbound: PortReservation
   configPath: string
   /** Every line the sidecar logs: access log and notices. */
   log(line: string): void
@@ -70,12 +85,13 @@ export async function startInstance(opts: StartInstanceOptions): Promise<Contain
     })
   let sidecar: Sidecar
   try {
+    await opts.inbound.release()
     sidecar = await startSidecar({
       configPath: opts.configPath,
       service: plan.service,
       app: appUrl,
       outbound: `${host}:0`,
-      inbound: `${host}:${opts.inboundPort}`,
+      inbound: `${host}:${opts.inbound.port}`,
       admin: `${host}:0`,
       drainMs: opts.drainMs,
       xrayDaemon: null,

@@ -16,7 +16,7 @@ import { createHttpInvoker } from '../invokers/http-invoker.ts'
 import { createLambdaInvoker } from '../invokers/lambda-invoker.ts'
 import { LAMBDA_FUNCTIONS } from './catalog.ts'
 import type { ContainerInstance } from './containers.ts'
-import { reservePort, startInstance } from './containers.ts'
+import { type PortReservation, reservePort, startInstance } from './containers.ts'
 import type { DashboardServer } from './dashboard-server.ts'
 import { startDashboardServer } from './dashboard-server.ts'
 import type { DevPlan, RawDoc } from './derive.ts'
@@ -208,9 +208,12 @@ async function start(
   const derivedFile = join(dir, 'mesh.json')
 
   // Inbound ports first: the derived config names them before any sidecar runs.
-  const inboundPorts = new Map<string, number>()
+  const inboundPorts = new Map<string, PortReservation>()
+  cleanups.push(async () => {
+    await Promise.all([...inboundPorts.values()].map((r) => r.release()))
+  })
   for (const i of plan.instances) inboundPorts.set(i.id, await reservePort(host))
-  const urlOf = (id: string) => `http://${host}:${inboundPorts.get(id)}`
+  const urlOf = (id: string) => `http://${host}:${inboundPorts.get(id)!.port}`
   let currentText = `${JSON.stringify(deriveDoc(userDoc, plan, urlOf), null, 2)}\n`
   await writeFile(derivedFile, currentText)
   let current: { config: MeshConfig; doc: RawDoc } = {
@@ -277,7 +280,7 @@ async function start(
       const inst = await startInstance({
         plan: p,
         host,
-        inboundPort: inboundPorts.get(p.id)!,
+        inbound: inboundPorts.get(p.id)!,
         configPath: derivedFile,
         drainMs: DEV_DRAIN_MS,
         log: (line) => {
