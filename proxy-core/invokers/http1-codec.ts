@@ -11,6 +11,67 @@ export const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/
 /** A chunk-size line longer than this is garbage, not a size. */
 const MAX_CHUNK_LINE = 1024
 
+// Field names, as sent → lower case and known to be tokens. The same few dozen names arrive on every
+// message; remembering them saves lower-casing and checking each one again, and hands back one
+// string per name, so header maps are keyed by the same (internalized) strings every time. Bounded:
+// past NAME_CACHE_MAX distinct spellings, names are checked each time as before.
+const NAME_CACHE_MAX = 1024
+const COMMON_NAMES = [
+  'accept',
+  'accept-encoding',
+  'accept-language',
+  'authorization',
+  'cache-control',
+  'connection',
+  'content-encoding',
+  'content-length',
+  'content-type',
+  'cookie',
+  'date',
+  'end-user',
+  'etag',
+  'expect',
+  'host',
+  'keep-alive',
+  'last-modified',
+  'location',
+  'server',
+  'set-cookie',
+  'te',
+  'traceparent',
+  'tracestate',
+  'transfer-encoding',
+  'user-agent',
+  'vary',
+  'x-amzn-trace-id',
+  'x-forwarded-for',
+  'x-forwarded-proto',
+  'x-request-id',
+]
+const canonical = new Map<string, string>(COMMON_NAMES.map((n) => [n, n]))
+const nameCache = new Map<string, string>()
+/** Lower-case names known to be tokens: those seen by `fieldName` and the common ones. */
+const knownNames = new Set<string>(COMMON_NAMES)
+
+/** A field name as sent → its lower-case form, or undefined when it is no token. */
+export function fieldName(raw: string): string | undefined {
+  const hit = nameCache.get(raw)
+  if (hit !== undefined) return hit
+  const lower = raw.toLowerCase()
+  if (!TOKEN.test(lower)) return undefined
+  const name = canonical.get(lower) ?? lower
+  if (nameCache.size < NAME_CACHE_MAX) {
+    nameCache.set(raw, name)
+    knownNames.add(name)
+  }
+  return name
+}
+
+/** True if `name` (already lower case) is a token: what a header map's key must be to go out. */
+export function isFieldName(name: string): boolean {
+  return knownNames.has(name) || TOKEN.test(name)
+}
+
 /**
  * Adds the field lines `lines[from..]` to `headers` (names lower case; a repeated field becomes an
  * array). `fold`: obs-fold continuation lines are joined with a space (what a proxy does with a
@@ -38,8 +99,8 @@ export function parseFields(
     }
     const colon = line.indexOf(':')
     if (colon <= 0) return 'field line without a name'
-    const name = line.slice(0, colon).toLowerCase()
-    if (!TOKEN.test(name)) return `field name ${JSON.stringify(name)}`
+    const name = fieldName(line.slice(0, colon))
+    if (name === undefined) return `field name ${JSON.stringify(line.slice(0, colon).toLowerCase())}`
     const value = line.slice(colon + 1).trim()
     if (BAD_VALUE.test(value)) return `value of ${name}`
     const prev = headers[name]
@@ -50,6 +111,22 @@ export function parseFields(
     count++
   }
   return count
+}
+
+/** The code of a status line `HTTP/1.0|1.1 SP 3DIGIT [SP reason]`, or -1 when it is not one. */
+export function statusOf(line: string): number {
+  if (!line.startsWith('HTTP/1.') || line.charCodeAt(8) !== 32) return -1
+  const minor = line.charCodeAt(7)
+  if (minor !== 48 && minor !== 49) return -1
+  if (line.length > 12 && line.charCodeAt(12) !== 32) return -1
+  let code = 0
+  for (let i = 9; i < 12; i++) {
+    const d = line.charCodeAt(i) - 48
+    // NaN past the end of the line fails here too.
+    if (!(d >= 0 && d <= 9)) return -1
+    code = code * 10 + d
+  }
+  return code
 }
 
 /** Digits only; a list of equal values is one value (RFC 9110 §8.6); anything else is -1. */
@@ -72,9 +149,11 @@ export function endsChunked(te: string | string[]): boolean {
   return codings[codings.length - 1]!.trim().toLowerCase() === 'chunked'
 }
 
-/** True if a Connection field lists `token` (`close`, `keep-alive`). */
+/** True if a Connection field lists `token` (`close`, `keep-alive`; lower case). */
 export function connectionHas(value: string | string[] | undefined, token: string): boolean {
   if (value === undefined) return false
+  // The usual value is the one token alone, as most peers spell it.
+  if (value === token) return true
   for (const line of Array.isArray(value) ? value : [value]) {
     for (const t of line.split(',')) if (t.trim().toLowerCase() === token) return true
   }

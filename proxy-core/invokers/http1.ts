@@ -29,8 +29,9 @@ import {
   connectionHas,
   contentLength,
   endsChunked,
+  isFieldName,
   parseFields,
-  TOKEN,
+  statusOf,
 } from './http1-codec.ts'
 import { CONNECT_ERROR_CODES } from './net-errors.ts'
 
@@ -73,7 +74,6 @@ const IDEMPOTENT: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TRAC
 /** Methods that carry a body by definition: an empty one is still declared (`content-length: 0`). */
 const BODY_METHODS: ReadonlySet<string> = new Set(['POST', 'PUT', 'PATCH'])
 const BAD_PATH = /[^\x21-\xff]/
-const STATUS_LINE = /^HTTP\/1\.([01]) (\d{3})(?: |$)/
 
 /** A failure before the connection existed may be retried anywhere; after, the exchange broke. */
 function failure(kind: FailureKind, message: string, cause?: unknown): UpstreamFailure {
@@ -406,10 +406,10 @@ class Exchange {
   /** Parses one head into status and headers; returns what is wrong with it, if anything. */
   private parseHead(text: string): string | undefined {
     const lines = text.split('\r\n')
-    const m = STATUS_LINE.exec(lines[0]!)
-    if (m === null) return 'status line'
-    this.status = Number(m[2])
-    this.keepAlive = m[1] === '1'
+    const status = statusOf(lines[0]!)
+    if (status < 0) return 'status line'
+    this.status = status
+    this.keepAlive = lines[0]!.charCodeAt(7) === 49 // HTTP/1.1; 1.0 closes unless it says otherwise
     if (this.status < 100) return 'status code'
     if (this.status < 200) return undefined
     // No prototype: a field named `constructor` or `__proto__` is just a field.
@@ -679,7 +679,7 @@ function serializeHeaders(headers: HeaderMap): string {
     }
     // Expect: 100-continue was answered by the sidecar's own server.
     if (name === 'content-length' || name === 'expect' || dropHeader(name, listed)) continue
-    if (!TOKEN.test(name)) throw failure(FailureKinds.reset, `invalid header name ${JSON.stringify(name)}`)
+    if (!isFieldName(name)) throw failure(FailureKinds.reset, `invalid header name ${JSON.stringify(name)}`)
     if (typeof value === 'string') out += line(name, value)
     else for (const v of value) out += line(name, v)
   }

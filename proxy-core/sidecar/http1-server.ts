@@ -26,6 +26,7 @@ import {
   connectionHas,
   contentLength,
   endsChunked,
+  isFieldName,
   type PieceSink,
   parseFields,
   TOKEN,
@@ -77,6 +78,10 @@ const CONTINUE = 'HTTP/1.1 100 Continue\r\n\r\n'
 /** Bodies up to this many bytes go out in the same write as the head, as latin1 (byte for byte). */
 const INLINE_BODY = 1024
 const DONE: Promise<void> = Promise.resolve()
+/** The usual methods, known to be tokens without a look at each character. */
+const METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'])
+/** A request target is visible characters only (RFC 9112 §3.2). */
+const BAD_TARGET = /[^\x21-\xff]/
 
 /** `Date` for responses that lack one (RFC 9110 §6.6.1), remade at most once a second. */
 let dateText = ''
@@ -174,7 +179,7 @@ class Exchange implements DownstreamRequest {
       const value = headers[name]
       if (value === undefined || dropHeader(name, listed) || name === 'content-length') continue
       // Another invoker's or a header rule's field: never let it split the response.
-      if (!TOKEN.test(name)) continue
+      if (!isFieldName(name)) continue
       if (name === 'date') hasDate = true
       if (typeof value === 'string') {
         if (!BAD_VALUE.test(value)) head += `${name}: ${value}\r\n`
@@ -396,7 +401,13 @@ class Conn implements PieceSink {
     buf = undefined
 
     const parts = lines[0]!.split(' ')
-    if (parts.length !== 3 || !TOKEN.test(parts[0]!) || parts[1] === '' || /[^\x21-\xff]/.test(parts[1]!)) {
+    const m = parts[0]!
+    if (
+      parts.length !== 3 ||
+      !(METHODS.has(m) || TOKEN.test(m)) ||
+      parts[1] === '' ||
+      BAD_TARGET.test(parts[1]!)
+    ) {
       this.refuse(400, ErrorCodes.badRequest)
       return
     }

@@ -6,7 +6,14 @@ import { connect } from 'node:net'
 import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { HeaderMap } from '../../proxy-core/engine/types.ts'
-import { ChunkedDecoder, contentLength, parseFields } from '../../proxy-core/invokers/http1-codec.ts'
+import {
+  ChunkedDecoder,
+  connectionHas,
+  contentLength,
+  fieldName,
+  parseFields,
+  statusOf,
+} from '../../proxy-core/invokers/http1-codec.ts'
 import { type Listener, listenHttp1 } from '../../proxy-core/sidecar/http1-server.ts'
 
 /** The chunked coding of `pieces`, with a chunk extension and a trailer now and then. */
@@ -197,5 +204,52 @@ describe('the server under arbitrary bytes', () => {
     )
     expect(uncaught).toEqual([])
     expect(listener.inFlight()).toBe(0)
+  })
+})
+
+describe('status lines, field names and Connection tokens', () => {
+  const STATUS_LINE = /^HTTP\/1\.([01]) (\d{3})(?: |$)/
+  const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
+
+  it('statusOf reads exactly the lines `HTTP/1.x SP 3DIGIT [SP reason]`', () => {
+    const line = fc.oneof(
+      fc.string({ maxLength: 20 }),
+      fc
+        .tuple(
+          fc.constantFrom('HTTP/1.1 ', 'HTTP/1.0 ', 'HTTP/1.2 ', 'HTTP/2.0 ', 'http/1.1 ', 'HTTP/1.1'),
+          fc.string({ maxLength: 8 }),
+        )
+        .map(([a, b]) => a + b),
+    )
+    fc.assert(
+      fc.property(line, (l) => {
+        const m = STATUS_LINE.exec(l)
+        expect(statusOf(l)).toBe(m === null ? -1 : Number(m[2]))
+      }),
+      { numRuns: 5000 },
+    )
+    expect(statusOf('HTTP/1.1 200 OK')).toBe(200)
+    expect(statusOf('HTTP/1.0 404')).toBe(404)
+    expect(statusOf('HTTP/1.1 20 OK')).toBe(-1)
+  })
+
+  it('fieldName lower-cases tokens, refuses the rest, and answers the same the second time', () => {
+    fc.assert(
+      fc.property(fc.string({ maxLength: 12 }), (raw) => {
+        const want = TOKEN.test(raw) ? raw.toLowerCase() : undefined
+        expect(fieldName(raw)).toBe(want)
+        expect(fieldName(raw)).toBe(want)
+      }),
+      { numRuns: 3000 },
+    )
+  })
+
+  it('connectionHas finds a token alone, in a list, in any case', () => {
+    expect(connectionHas('keep-alive', 'keep-alive')).toBe(true)
+    expect(connectionHas('Keep-Alive', 'keep-alive')).toBe(true)
+    expect(connectionHas('x-foo, close', 'close')).toBe(true)
+    expect(connectionHas(['x-foo', ' CLOSE '], 'close')).toBe(true)
+    expect(connectionHas('closed', 'close')).toBe(false)
+    expect(connectionHas(undefined, 'close')).toBe(false)
   })
 })
