@@ -8,7 +8,7 @@
 // deployments of a service would be.
 
 import { spawnSync } from 'node:child_process'
-import { writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { request } from 'node:http'
 import { basename, join, resolve } from 'node:path'
 import { processTree, type Started, spawnPinned, stopProcess } from './proc.ts'
@@ -263,6 +263,23 @@ export function startMeshgate(o: MeshgateOptions): MeshgateServer {
     // SIGTERM drains (up to --drain) and exits 0, which is also when --cpu-prof writes its profile.
     stop: () => stopProcess(proc, 10_000),
   }
+}
+
+/** The image's sidecar: its bundle built into `dir`, and the ENV of its Dockerfile that tunes node. */
+export async function imageSidecar(
+  root: string,
+  dir: string,
+  name = 'image',
+): Promise<{ entry: string; env: Record<string, string> }> {
+  const { buildSidecar } = (await import(join(root, 'scripts', 'build.ts'))) as {
+    buildSidecar(outfile: string): Promise<unknown>
+  }
+  const entry = join(dir, name, 'meshgate-sidecar.mjs')
+  await buildSidecar(entry)
+  const dockerfile = readFileSync(join(root, 'infra', 'docker', 'Dockerfile'), 'utf8').replace(/\\\n/g, ' ')
+  const env: Record<string, string> = {}
+  for (const m of dockerfile.matchAll(/\b(NODE_OPTIONS|MALLOC_ARENA_MAX)=(\S+)/g)) env[m[1]!] = m[2]!
+  return { entry, env }
 }
 
 export interface Reply {

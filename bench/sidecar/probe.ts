@@ -1,16 +1,28 @@
 // A quicker look than the full benchmark, for work on the request path: user and system CPU per
 // request of the sidecar (or HAProxy) under `wrk -c16`, split, over a few interleaved short runs.
+// Installs nothing (nginx, HAProxy and wrk as for bench:sidecar). CPU from /proc, load on the other core.
 //
-//   node bench/sidecar/probe.ts [--runs 3] [--seconds 4] [--variants image,image-nolog,haproxy]
+//   node bench/sidecar/probe.ts [--runs 3] [--seconds 4] [--variants 'image;haproxy'] [--other DIR]
 //
-// Variants: `image` (the bundle as the image runs it), `image-nolog` (the same with accessLog: false),
-// `image-notrace` (MESHGATE_XRAY=off), `haproxy`. Prints one line per run and the medians.
+// Variants, separated by `;`: `image` (the bundle as the image runs it: its NODE_OPTIONS and
+// MALLOC_ARENA_MAX), `image-nolog` (accessLog: false), `image-notrace` (MESHGATE_XRAY=off),
+// `image:--flag --flag2` (extra node flags), `other…` (the same, built from the meshgate tree `--other
+// DIR`, e.g. a `git worktree` of an older commit, to measure a change against it), `haproxy`.
+// Prints one line per run and the medians.
 
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
-import { SERVICE, type Server, startHaproxy, startMeshgate, startUpstream, waitReady } from './contenders.ts'
+import {
+  imageSidecar,
+  SERVICE,
+  type Server,
+  startHaproxy,
+  startMeshgate,
+  startUpstream,
+  waitReady,
+} from './contenders.ts'
 import { runWrk } from './load.ts'
 import { freePorts, onlineCpus, pinSelf } from './proc.ts'
 import { median } from './report.ts'
@@ -44,18 +56,9 @@ try {
   const [up1, up2, ...ports] = await freePorts(2 + variants.length * 2)
   const upstream = startUpstream(dir, serverCpu ?? null, [up1!, up2!])
   servers.push(upstream)
-  const { buildSidecar } = (await import(join(ROOT, 'scripts', 'build.ts'))) as {
-    buildSidecar(outfile: string): Promise<unknown>
-  }
-  const entry = join(dir, 'image', 'meshgate-sidecar.mjs')
-  await buildSidecar(entry)
-  const otherEntry = join(dir, 'other', 'meshgate-sidecar.mjs')
-  if (values.other !== undefined) {
-    const other = (await import(
-      join(resolve(values.other), 'scripts', 'build.ts')
-    )) as typeof import('../../scripts/build.ts')
-    await other.buildSidecar(otherEntry)
-  }
+  const image = await imageSidecar(ROOT, dir)
+  const other =
+    values.other === undefined ? undefined : await imageSidecar(resolve(values.other), dir, 'other')
   const byName = new Map<string, Server>()
   variants.forEach((v, i) => {
     const vi = i
@@ -66,9 +69,11 @@ try {
     }
     const vdir = join(dir, `v-${vi}`)
     mkdirSync(vdir)
-    // `image:--flag --flag2`: the image's bundle with these node flags instead of the image's NODE_OPTIONS.
-    const flags = v.includes(':') ? v.slice(v.indexOf(':') + 1).split(' ') : ['--max-semi-space-size=1']
-    const env: Record<string, string> = { MALLOC_ARENA_MAX: '2' }
+    // `image:--flag --flag2`: the image's bundle and environment, plus these node flags.
+    const flags = v.includes(':') ? v.slice(v.indexOf(':') + 1).split(' ') : []
+    const built = v.startsWith('other') ? other : image
+    if (built === undefined) throw new Error(`variant ${v} needs --other DIR`)
+    const env: Record<string, string> = { ...built.env }
     if (v.includes('notrace')) env.MESHGATE_XRAY = 'off'
     byName.set(
       v,
@@ -80,7 +85,7 @@ try {
         upstreamPorts: [up1!, up2!],
         xrayPort: 9,
         accessLog: !v.includes('nolog'),
-        image: { entry: v.startsWith('other') ? otherEntry : entry, env },
+        image: { entry: built.entry, env },
         nodeFlags: flags,
       }),
     )

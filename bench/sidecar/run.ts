@@ -30,6 +30,7 @@ import {
   CONTENDERS,
   type ContenderName,
   get,
+  imageSidecar,
   type MeshgateServer,
   meshgateRevision,
   revisionLine,
@@ -92,22 +93,6 @@ const USAGE = `usage: npm run bench:sidecar -- [options]
   --cpu-prof         start the sidecar with --cpu-prof; the profile goes to bench/results/prof
   --write-md         write the table into BENCHMARKS.md, in a section named by --heading
   --heading TEXT     the BENCHMARKS.md section (default "Latest run"); an existing one is replaced`
-
-/** The image's sidecar: its bundle built into `dir`, and the ENV of its Dockerfile that tunes node. */
-async function imageSidecar(
-  root: string,
-  dir: string,
-): Promise<{ entry: string; env: Record<string, string> }> {
-  const { buildSidecar } = (await import(join(root, 'scripts', 'build.ts'))) as {
-    buildSidecar(outfile: string): Promise<unknown>
-  }
-  const entry = join(dir, 'image', 'meshgate-sidecar.mjs')
-  await buildSidecar(entry)
-  const dockerfile = readFileSync(join(root, 'infra', 'docker', 'Dockerfile'), 'utf8').replace(/\\\n/g, ' ')
-  const env: Record<string, string> = {}
-  for (const m of dockerfile.matchAll(/\b(NODE_OPTIONS|MALLOC_ARENA_MAX)=(\S+)/g)) env[m[1]!] = m[2]!
-  return { entry, env }
-}
 
 /** Connections of the open-loop generator: enough that a slow response never stalls the schedule. */
 const OPEN_LOOP_CONNECTIONS = 16

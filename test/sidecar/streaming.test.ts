@@ -10,6 +10,7 @@ import {
   startSidecarProcess,
 } from '../helpers/sidecar-process.ts'
 import { startUpstream, type Upstream } from '../helpers/upstream.ts'
+import { readImage } from '../infra/specs.ts'
 import { send } from './client.ts'
 
 let counter: Upstream
@@ -50,15 +51,16 @@ beforeAll(async () => {
       echo: { targets: { v1: { http: echo.url } }, routes: [{ name: 'default', to: 'v1', timeout: '60s' }] },
     },
   })
-  // The image's form of the sidecar: one bundle (no type stripping at run time) with a 1 MB young
-  // generation. Any node proxy that streams leaves ~64 MB of spent socket buffers for V8 to collect
-  // (a minimal node:http or undici pipe measures the same); a small semi-space has the scavenger free
-  // them ~30 MB sooner. The sidecar image sets the same NODE_OPTIONS.
+  // The image's form of the sidecar: one bundle (no type stripping at run time) with the image's
+  // small young generation (its NODE_OPTIONS and MALLOC_ARENA_MAX, read from the Dockerfile). Any node
+  // proxy that streams leaves ~64 MB of spent socket buffers for V8 to collect (a minimal node:http or
+  // undici pipe measures the same); a small semi-space has the scavenger free them sooner.
+  const { NODE_OPTIONS, MALLOC_ARENA_MAX } = readImage().env
   sidecar = await startSidecarProcess({
     configPath,
     service: 'client',
     entry: 'bundle',
-    env: { NODE_OPTIONS: '--max-semi-space-size=1' },
+    env: { NODE_OPTIONS: NODE_OPTIONS ?? '', MALLOC_ARENA_MAX: MALLOC_ARENA_MAX ?? '' },
   })
 })
 
