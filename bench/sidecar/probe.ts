@@ -3,6 +3,7 @@
 // Installs nothing (nginx, HAProxy and wrk as for bench:sidecar). CPU from /proc, load on the other core.
 //
 //   node bench/sidecar/probe.ts [--runs 3] [--seconds 4] [--variants 'image;haproxy'] [--other DIR]
+//                               [--rate 1000]   (open loop at a fixed rate instead of wrk)
 //
 // Variants, separated by `;`: `image` (the bundle as the image runs it: its NODE_OPTIONS and
 // MALLOC_ARENA_MAX), `image-nolog` (accessLog: false), `image-notrace` (MESHGATE_XRAY=off),
@@ -23,7 +24,7 @@ import {
   startUpstream,
   waitReady,
 } from './contenders.ts'
-import { runWrk } from './load.ts'
+import { runOpenLoop, runWrk } from './load.ts'
 import { freePorts, onlineCpus, pinSelf } from './proc.ts'
 import { median } from './report.ts'
 
@@ -36,6 +37,8 @@ const { values } = parseArgs({
     connections: { type: 'string', default: '16' },
     /** Another meshgate tree (e.g. a worktree of an older commit) whose bundle is the `other` variant. */
     other: { type: 'string' },
+    /** Load at this fixed rate (the open-loop generator) instead of wrk's closed loop. */
+    rate: { type: 'string' },
   },
 })
 const runs = Number(values.runs)
@@ -98,13 +101,16 @@ try {
       const s = byName.get(v)!
       const pid = s.pids()[0]!
       const before = times(pid)
-      const w = await runWrk({
-        cpu: loadCpu ?? null,
-        url: s.url,
-        connections: Number(values.connections),
-        seconds,
-        headers: { Host: SERVICE },
-      })
+      const load = { cpu: loadCpu ?? null, url: s.url, connections: Number(values.connections), seconds }
+      const w =
+        values.rate === undefined
+          ? await runWrk({ ...load, headers: { Host: SERVICE } })
+          : await runOpenLoop({
+              ...load,
+              rate: Number(values.rate),
+              warmupSeconds: 0,
+              headers: { host: SERVICE },
+            }).then((o) => ({ requests: o.responses, requestsPerSecond: o.responses / seconds }))
       const after = times(pid)
       const us = (x: number) => (x * 1e6) / w.requests
       const row = results.get(v) ?? { rps: [], user: [], sys: [] }
