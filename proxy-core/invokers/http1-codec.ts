@@ -101,7 +101,12 @@ export function parseFields(
     if (colon <= 0) return 'field line without a name'
     const name = fieldName(line.slice(0, colon))
     if (name === undefined) return `field name ${JSON.stringify(line.slice(0, colon).toLowerCase())}`
-    const value = line.slice(colon + 1).trim()
+    // Without the optional whitespace around it: spaces and tabs only (RFC 9110 §5.5), one slice.
+    let from = colon + 1
+    let to = line.length
+    while (from < to && isOws(line.charCodeAt(from))) from++
+    while (to > from && isOws(line.charCodeAt(to - 1))) to--
+    const value = line.slice(from, to)
     if (BAD_VALUE.test(value)) return `value of ${name}`
     const prev = headers[name]
     if (prev === undefined) headers[name] = value
@@ -127,6 +132,10 @@ export function statusOf(line: string): number {
     code = code * 10 + d
   }
   return code
+}
+
+function isOws(c: number): boolean {
+  return c === 32 || c === 9
 }
 
 /** Digits only; a list of equal values is one value (RFC 9110 §8.6); anything else is -1. */

@@ -95,6 +95,17 @@ function httpDate(): string {
   return dateText
 }
 
+/** `HTTP/1.1 200 OK\r\n` and the like, made once per status code. */
+const statusLines: string[] = []
+function statusLine(status: number): string {
+  let line = statusLines[status]
+  if (line === undefined) {
+    line = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\n`
+    if (status >= 100 && status <= 999) statusLines[status] = line
+  }
+  return line
+}
+
 /** A response the server itself makes for a request it cannot take; the connection closes after it. */
 function refusal(status: number, code: string): string {
   const body = JSON.stringify({ error: code })
@@ -171,7 +182,7 @@ class Exchange implements DownstreamRequest {
     const keep = this.keepAlive && !close && !conn.readingBody && !conn.closing
     const status = res.status
     const bodyless = this.method === 'HEAD' || status === 204 || status === 304 || status < 200
-    let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\n`
+    let head = statusLine(status)
     const headers = res.headers
     const listed = connectionTokens(headers.connection)
     let hasDate = false

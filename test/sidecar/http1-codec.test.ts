@@ -253,3 +253,17 @@ describe('status lines, field names and Connection tokens', () => {
     expect(connectionHas(undefined, 'close')).toBe(false)
   })
 })
+
+describe('parseFields values', () => {
+  it('drops spaces and tabs around a value, and nothing else', () => {
+    const headers: HeaderMap = Object.create(null)
+    const n = parseFields(
+      ['', 'a:x', 'b: \t y z \t', 'c:', 'd:  ', 'e: \u00a0v\u00a0', 'f: one space'],
+      1,
+      headers,
+      false,
+    )
+    expect(n).toBe(6)
+    expect({ ...headers }).toEqual({ a: 'x', b: 'y z', c: '', d: '', e: '\u00a0v\u00a0', f: 'one space' })
+  })
+})
