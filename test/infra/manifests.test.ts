@@ -128,7 +128,7 @@ describe('infra/docker/Dockerfile', () => {
   })
 
   it('sets the small young generation and only variables the sidecar reads', () => {
-    expect(image.env.NODE_OPTIONS).toContain('--max-semi-space-size=4')
+    expect(image.env.NODE_OPTIONS).toContain('--max-semi-space-size=2')
     expect(unknownVariables(image.env)).toEqual([])
     const opts = parsed([], { ...image.env, MESHGATE_SERVICE: 'productpage' })
     expect(opts.configPath).toBe(image.env.MESHGATE_CONFIG)
