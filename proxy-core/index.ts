@@ -8,28 +8,4 @@ export { type CompiledMesh, compileMesh } from './engine/compile.ts'
 export { type ErrorCode, ErrorCodes, MeshError } from './engine/errors.ts'
 export { createMemoryInvoker, type MemoryHandler, type MemoryInvoker } from './engine/memory-invoker.ts'
 export { createMeshRuntime } from './engine/runtime.ts'
-export {
-  type AttemptEvent,
-  type AttemptRequest,
-  type CancelSignal,
-  type Clock,
-  type Endpoint,
-  type FailureKind,
-  FailureKinds,
-  type HeaderMap,
-  type Invoker,
-  type Invokers,
-  type MeshBody,
-  type MeshConfig,
-  type MeshEventKind,
-  MeshEventKinds,
-  type MeshRequest,
-  type MeshResponse,
-  type MeshRuntime,
-  type MeshRuntimeOptions,
-  type RequestContext,
-  type RequestEvent,
-  type TelemetrySink,
-  type TraceContext,
-  UpstreamFailure,
-} from './engine/types.ts'
+export * from './engine/types.ts'

@@ -11,7 +11,7 @@
 // DIR`, e.g. a `git worktree` of an older commit, to measure a change against it), `haproxy`.
 // Prints one line per run and the medians.
 
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -25,10 +25,12 @@ import {
   waitReady,
 } from './contenders.ts'
 import { runOpenLoop, runWrk } from './load.ts'
-import { freePorts, onlineCpus, pinSelf } from './proc.ts'
+import { cpuTimes, freePorts, onlineCpus, pinSelf } from './proc.ts'
 import { median } from './report.ts'
 
 const ROOT = resolve(import.meta.dirname, '..', '..')
+/** Seconds of load on each contender before anything is measured. */
+const WARMUP_S = 2
 const { values } = parseArgs({
   options: {
     runs: { type: 'string', default: '3' },
@@ -47,10 +49,9 @@ const variants = values.variants.split(';')
 const [serverCpu, loadCpu] = onlineCpus()
 pinSelf(loadCpu ?? 0)
 
-function times(pid: number): { user: number; sys: number } {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  return { user: Number(f[11]) / 100, sys: Number(f[12]) / 100 }
+function line(label: string, rps: number, ratio: string, user: number, sys: number): string {
+  const count = Math.round(rps).toString().padStart(7)
+  return `${label.padEnd(46)} ${count} req/s${ratio}  user ${user.toFixed(1)} µs  sys ${sys.toFixed(1)} µs`
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'meshgate-probe-'))
@@ -64,13 +65,12 @@ try {
     values.other === undefined ? undefined : await imageSidecar(resolve(values.other), dir, 'other')
   const byName = new Map<string, Server>()
   variants.forEach((v, i) => {
-    const vi = i
     const port = ports[i * 2]!
     if (v === 'haproxy') {
       byName.set(v, startHaproxy(dir, serverCpu ?? null, port, up1!))
       return
     }
-    const vdir = join(dir, `v-${vi}`)
+    const vdir = join(dir, `v-${i}`)
     mkdirSync(vdir)
     // `image:--flag --flag2`: the image's bundle and environment, plus these node flags.
     const flags = v.includes(':') ? v.slice(v.indexOf(':') + 1).split(' ') : []
@@ -86,6 +86,7 @@ try {
         port,
         adminPort: ports[i * 2 + 1]!,
         upstreamPorts: [up1!, up2!],
+        // The discard port: segments are built and sent as in production, and nobody reads them.
         xrayPort: 9,
         accessLog: !v.includes('nolog'),
         image: { entry: built.entry, env },
@@ -95,12 +96,22 @@ try {
   })
   servers.push(...byName.values())
   for (const s of byName.values()) await waitReady(s)
+  // Unmeasured: the JIT compiles the request path and the pools fill before the first measured run.
+  for (const s of byName.values()) {
+    await runWrk({
+      cpu: loadCpu ?? null,
+      url: s.url,
+      connections: 16,
+      seconds: WARMUP_S,
+      headers: { Host: SERVICE },
+    })
+  }
   const results = new Map<string, { rps: number[]; user: number[]; sys: number[] }>()
   for (let r = 0; r < runs; r++) {
     for (const v of variants) {
       const s = byName.get(v)!
       const pid = s.pids()[0]!
-      const before = times(pid)
+      const before = cpuTimes(pid)
       const load = { cpu: loadCpu ?? null, url: s.url, connections: Number(values.connections), seconds }
       const w =
         values.rate === undefined
@@ -111,25 +122,22 @@ try {
               warmupSeconds: 0,
               headers: { host: SERVICE },
             }).then((o) => ({ requests: o.responses, requestsPerSecond: o.responses / seconds }))
-      const after = times(pid)
-      const us = (x: number) => (x * 1e6) / w.requests
+      const after = cpuTimes(pid)
+      const user = ((after.user - before.user) * 1e6) / w.requests
+      const sys = ((after.sys - before.sys) * 1e6) / w.requests
       const row = results.get(v) ?? { rps: [], user: [], sys: [] }
       row.rps.push(w.requestsPerSecond)
-      row.user.push(us(after.user - before.user))
-      row.sys.push(us(after.sys - before.sys))
+      row.user.push(user)
+      row.sys.push(sys)
       results.set(v, row)
-      console.log(
-        `run ${r + 1} ${v.padEnd(40)} ${Math.round(w.requestsPerSecond).toString().padStart(7)} req/s  user ${us(after.user - before.user).toFixed(1)} µs  sys ${us(after.sys - before.sys).toFixed(1)} µs`,
-      )
+      console.log(line(`run ${r + 1} ${v}`, w.requestsPerSecond, '', user, sys))
     }
   }
   console.log('medians:')
   const hap = results.get('haproxy')
   for (const [v, row] of results) {
     const ratio = hap ? ` ${(median(row.rps) / median(hap.rps)).toFixed(2)}× HAProxy` : ''
-    console.log(
-      `  ${v.padEnd(40)} ${Math.round(median(row.rps)).toString().padStart(7)} req/s${ratio}  user ${median(row.user).toFixed(1)} µs  sys ${median(row.sys).toFixed(1)} µs`,
-    )
+    console.log(line(`  ${v}`, median(row.rps), ratio, median(row.user), median(row.sys)))
   }
 } finally {
   for (const s of servers.reverse()) await s.stop()

@@ -15,18 +15,24 @@ const CLK_TCK = (() => {
   }
 })()
 
-/** utime + stime of one process (all its threads), in seconds; 0 once it is gone. */
-export function cpuSeconds(pid: number): number {
+/** User and system CPU of one process (all its threads), in seconds; zeros once it is gone. */
+export function cpuTimes(pid: number): { user: number; sys: number } {
   let stat: string
   try {
     stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
   } catch {
-    return 0
+    return { user: 0, sys: 0 }
   }
   // The command name (field 2) may hold spaces and parentheses: count fields after the last ')'.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
   // Fields 14 (utime) and 15 (stime) of proc(5); the slice starts at field 3.
-  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK
+  return { user: Number(fields[11]) / CLK_TCK, sys: Number(fields[12]) / CLK_TCK }
+}
+
+/** utime + stime of one process (all its threads), in seconds; 0 once it is gone. */
+export function cpuSeconds(pid: number): number {
+  const t = cpuTimes(pid)
+  return t.user + t.sys
 }
 
 export function totalCpuSeconds(pids: readonly number[]): number {

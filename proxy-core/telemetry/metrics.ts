@@ -75,16 +75,11 @@ export class Histogram {
   record(ms: number): void {
     // biome-ignore lint/complexity/useMathMinMax: Math.max keeps NaN; this maps NaN to 0.
     const v = ms > 0 ? ms : 0
-    this.recordIn(bucketOf(v), v)
-  }
-
-  /** `record` with the bucket already found (one value into several histograms). */
-  recordIn(bucket: number, ms: number): void {
-    this.counts[bucket]!++
+    this.counts[bucketOf(v)]!++
     this.count++
-    this.sum += ms
-    if (ms < this.min) this.min = ms
-    if (ms > this.max) this.max = ms
+    this.sum += v
+    if (v < this.min) this.min = v
+    if (v > this.max) this.max = v
   }
 
   /**
@@ -217,26 +212,16 @@ export class Series {
   /** One request answered (by the upstream or by the mesh itself). */
   recordRequest(status: number, durationMs: number, retries: number, faultInjected: boolean): void {
     const cls = codeClass(status)
-    // biome-ignore lint/complexity/useMathMinMax: Math.max keeps NaN; this maps NaN to 0.
-    const ms = durationMs > 0 ? durationMs : 0
-    const bucket = bucketOf(ms)
-    this.add(this.total, cls, ms, bucket, retries, faultInjected)
-    this.add(this.window, cls, ms, bucket, retries, faultInjected)
+    this.add(this.total, cls, durationMs, retries, faultInjected)
+    this.add(this.window, cls, durationMs, retries, faultInjected)
   }
 
-  private add(
-    c: SeriesCounts,
-    cls: number,
-    ms: number,
-    bucket: number,
-    retries: number,
-    fault: boolean,
-  ): void {
+  private add(c: SeriesCounts, cls: number, durationMs: number, retries: number, fault: boolean): void {
     c.requests++
     c.codes[cls]!++
     c.retries += retries
     if (fault) c.faults++
-    c.latency.recordIn(bucket, ms)
+    c.latency.record(durationMs)
   }
 
   recordEvent(kind: MeshEventKind): void {
