@@ -34,6 +34,7 @@ import {
   statusOf,
 } from './http1-codec.ts'
 import { CONNECT_ERROR_CODES } from './net-errors.ts'
+import { writeAtTurnEnd } from './turn-writes.ts'
 
 export interface Http1Options {
   /** Connections per origin; null: no limit (the circuit breaker bounds concurrency). */
@@ -307,15 +308,17 @@ class Exchange {
     const socket = conn.socket
     if (body === null) {
       const head = this.head
-      socket.write(BODY_METHODS.has(method) ? `${head}content-length: 0\r\n\r\n` : `${head}\r\n`, 'latin1')
+      writeAtTurnEnd(
+        socket,
+        BODY_METHODS.has(method) ? `${head}content-length: 0\r\n\r\n` : `${head}\r\n`,
+        'latin1',
+      )
       this.sent = true
     } else if (typeof body === 'string' || body instanceof Uint8Array) {
       // Small bodies go out with the head in one write.
       const bytes = typeof body === 'string' ? Buffer.from(body) : body
-      socket.cork()
-      socket.write(`${this.head}content-length: ${bytes.byteLength}\r\n\r\n`, 'latin1')
+      writeAtTurnEnd(socket, `${this.head}content-length: ${bytes.byteLength}\r\n\r\n`, 'latin1')
       socket.write(bytes)
-      socket.uncork()
       this.sent = true
     } else {
       this.writeStream(socket, body).then(
