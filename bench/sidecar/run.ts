@@ -88,8 +88,10 @@ const USAGE = `usage: npm run bench:sidecar -- [options]
   --node-flags=TEXT  extra node/V8 flags for the sidecar, space-separated (write it with '=':
                      --node-flags='--max-semi-space-size=2'), e.g. to try heap sizes
   --no-access-log    run the sidecar with accessLog: false (default: meshgate's default, on)
-  --image            run the sidecar as the container image does: the bundle from scripts/build.ts,
-                     with the Dockerfile's NODE_OPTIONS and MALLOC_ARENA_MAX
+  --no-image         run \`node bin/meshgate.js sidecar\` (the TypeScript sources under type
+                     stripping) instead of the sidecar as the image runs it, which is the default:
+                     the bundle from scripts/build.ts with the Dockerfile's NODE_OPTIONS and
+                     MALLOC_ARENA_MAX
   --cpu-prof         start the sidecar with --cpu-prof; the profile goes to bench/results/prof
   --write-md         write the table into BENCHMARKS.md, in a section named by --heading
   --heading TEXT     the BENCHMARKS.md section (default "Latest run"); an existing one is replaced`
@@ -125,7 +127,7 @@ interface Options {
   contenders: ContenderName[]
   accessLog: boolean
   meshgateRoot: string
-  /** Run the image's bundle with its ENV instead of bin/meshgate.js. */
+  /** Run the image's bundle with its ENV (the default) rather than bin/meshgate.js. */
   image: boolean
   nodeFlags: string[]
   cpuProf: boolean
@@ -147,7 +149,7 @@ function parseOptions(argv: string[]): Options | 'help' {
       'access-log': { type: 'boolean', default: true },
       meshgate: { type: 'string', default: ROOT },
       'node-flags': { type: 'string', default: '' },
-      image: { type: 'boolean', default: false },
+      image: { type: 'boolean', default: true },
       'cpu-prof': { type: 'boolean', default: false },
       'write-md': { type: 'boolean', default: false },
       heading: { type: 'string', default: 'Latest run' },

@@ -17,6 +17,7 @@ class UsageError extends Error {}
 
 // Loaded only for their commands, so `validate` never pays for the sidecar's or dev's imports.
 const SIDECAR = '../sidecar/command.ts'
+const RELAUNCH = '../sidecar/relaunch.ts'
 const DEV = '../dev/command.ts'
 
 /** Splits `[FILE] [--flag value]...` with the flags this command accepts. */
@@ -95,6 +96,9 @@ export async function main(argv: string[]): Promise<number> {
       case 'routes':
         return await routes(rest)
       case 'sidecar': {
+        // Before the sidecar's modules load: it may replace this process with a tuned one.
+        const { relaunchTuned } = (await import(RELAUNCH)) as { relaunchTuned(): void }
+        relaunchTuned()
         const { runSidecarCommand } = (await import(SIDECAR)) as {
           runSidecarCommand(a: string[]): Promise<number>
         }
