@@ -1,5 +1,6 @@
 // The `meshgate` command. Exit codes: 0 ok, 1 invalid config or runtime failure, 2 usage error.
 import { ConfigError, loadConfigFile } from '../config/load.ts'
+import { relaunchTuned } from '../sidecar/relaunch.ts'
 import { renderRoutes } from './routes.ts'
 import { createStyle } from './style.ts'
 
@@ -17,7 +18,6 @@ class UsageError extends Error {}
 
 // Loaded only for their commands, so `validate` never pays for the sidecar's or dev's imports.
 const SIDECAR = '../sidecar/command.ts'
-const RELAUNCH = '../sidecar/relaunch.ts'
 const DEV = '../dev/command.ts'
 
 /** Splits `[FILE] [--flag value]...` with the flags this command accepts. */
@@ -97,7 +97,6 @@ export async function main(argv: string[]): Promise<number> {
         return await routes(rest)
       case 'sidecar': {
         // Before the sidecar's modules load: it may replace this process with a tuned one.
-        const { relaunchTuned } = (await import(RELAUNCH)) as { relaunchTuned(): void }
         relaunchTuned()
         const { runSidecarCommand } = (await import(SIDECAR)) as {
           runSidecarCommand(a: string[]): Promise<number>

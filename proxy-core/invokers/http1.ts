@@ -308,16 +308,12 @@ class Exchange {
     const socket = conn.socket
     if (body === null) {
       const head = this.head
-      writeAtTurnEnd(
-        socket,
-        BODY_METHODS.has(method) ? `${head}content-length: 0\r\n\r\n` : `${head}\r\n`,
-        'latin1',
-      )
+      writeAtTurnEnd(socket, BODY_METHODS.has(method) ? `${head}content-length: 0\r\n\r\n` : `${head}\r\n`)
       this.sent = true
     } else if (typeof body === 'string' || body instanceof Uint8Array) {
       // Small bodies go out with the head in one write.
       const bytes = typeof body === 'string' ? Buffer.from(body) : body
-      writeAtTurnEnd(socket, `${this.head}content-length: ${bytes.byteLength}\r\n\r\n`, 'latin1')
+      writeAtTurnEnd(socket, `${this.head}content-length: ${bytes.byteLength}\r\n\r\n`)
       socket.write(bytes)
       this.sent = true
     } else {

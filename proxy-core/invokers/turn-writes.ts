@@ -10,23 +10,19 @@
 
 import type { Socket } from 'node:net'
 
-let held: Socket[] = []
-let spare: Socket[] = []
+const held: Socket[] = []
 
 function release(): void {
-  const sockets = held
-  held = spare
-  spare = sockets
-  // A socket corked twice in the turn (pipelined requests) is listed, and uncorked, twice.
-  for (let i = 0; i < sockets.length; i++) sockets[i]!.uncork()
-  sockets.length = 0
+  // A socket corked twice in the turn (pipelined requests) is listed, and uncorked, twice. Uncorking
+  // writes synchronously and calls nothing back before this returns, so the list cannot grow meanwhile.
+  for (const socket of held) socket.uncork()
+  held.length = 0
 }
 
-/** Writes `data` at the end of this turn, after any writes held before it on the same socket. */
-export function writeAtTurnEnd(socket: Socket, data: string | Uint8Array, encoding?: BufferEncoding): void {
+/** Writes `text` (latin1: byte for byte) at the end of this turn, after any writes held before it on the socket. */
+export function writeAtTurnEnd(socket: Socket, text: string): void {
   if (held.length === 0) setImmediate(release)
   socket.cork()
   held.push(socket)
-  if (typeof data === 'string') socket.write(data, encoding)
-  else socket.write(data)
+  socket.write(text, 'latin1')
 }
