@@ -8,6 +8,8 @@ export interface Machine {
   cpu: string
   cores: number
   hypervisor: string | null
+  /** The cpuidle driver, and whether the run held the cores out of deep idle (holdShallowIdle). */
+  idle: string
   memoryGiB: number
   os: string
   kernel: string
@@ -27,7 +29,15 @@ function lscpuField(text: string, field: string): string | undefined {
   return new RegExp(`^${field}:\\s+(.+)$`, 'm').exec(text)?.[1]?.trim()
 }
 
-export function describeMachine(): Machine {
+function cpuidleDriver(): string {
+  try {
+    return readFileSync('/sys/devices/system/cpu/cpuidle/current_driver', 'utf8').trim()
+  } catch {
+    return 'none'
+  }
+}
+
+export function describeMachine(idleHeld: boolean): Machine {
   const lscpu = run('lscpu', [])
   let os = 'Linux'
   try {
@@ -48,6 +58,7 @@ export function describeMachine(): Machine {
     cpu: mhz === undefined ? model : `${model} @ ${Math.round(Number(mhz))} MHz`,
     cores: Number(lscpuField(lscpu, 'CPU\\(s\\)') ?? cpus().length),
     hypervisor: lscpuField(lscpu, 'Hypervisor vendor') ?? null,
+    idle: `cpuidle ${cpuidleDriver()}, ${idleHeld ? 'held in its polling state for the run' : 'not held (needs root)'}`,
     memoryGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10,
     os,
     kernel: run('uname', ['-r']).trim(),
@@ -61,7 +72,7 @@ export function describeMachine(): Machine {
 export function machineLine(m: Machine): string {
   const virt = m.hypervisor === null ? '' : ` (${m.hypervisor} VM)`
   return (
-    `${m.cpu}, ${m.cores} vCPU${virt}, ${m.memoryGiB} GiB RAM; ${m.os}, kernel ${m.kernel}; ` +
+    `${m.cpu}, ${m.cores} vCPU${virt}, ${m.memoryGiB} GiB RAM; ${m.os}, kernel ${m.kernel}, ${m.idle}; ` +
     `Node ${m.node}, nginx ${m.nginx}, HAProxy ${m.haproxy}, wrk ${m.wrk}`
   )
 }

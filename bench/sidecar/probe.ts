@@ -25,7 +25,7 @@ import {
   waitReady,
 } from './contenders.ts'
 import { runOpenLoop, runWrk } from './load.ts'
-import { cpuTimes, freePorts, onlineCpus, pinSelf } from './proc.ts'
+import { cpuTimes, freePorts, holdShallowIdle, onlineCpus, pinSelf } from './proc.ts'
 import { median } from './report.ts'
 
 const ROOT = resolve(import.meta.dirname, '..', '..')
@@ -48,6 +48,8 @@ const seconds = Number(values.seconds)
 const variants = values.variants.split(';')
 const [serverCpu, loadCpu] = onlineCpus()
 pinSelf(loadCpu ?? 0)
+const idleHold = holdShallowIdle()
+if (idleHold === undefined) console.log('cores not held out of deep idle (/dev/cpu_dma_latency needs root)')
 
 function line(label: string, rps: number, ratio: string, user: number, sys: number): string {
   const count = Math.round(rps).toString().padStart(7)
@@ -142,4 +144,5 @@ try {
 } finally {
   for (const s of servers.reverse()) await s.stop()
   rmSync(dir, { recursive: true, force: true })
+  idleHold?.release()
 }
