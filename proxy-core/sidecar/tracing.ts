@@ -1,14 +1,33 @@
 // X-Ray in the sidecar. Outbound: the app's trace header names its own segment, so each upstream
-// attempt becomes a subsegment under it; when the app sent no trace, the sidecar starts one and writes
-// the segment for the whole call itself (its id is the Parent the attempts hang from). Inbound: one
+// attempt becomes a subsegment under it, sent as it ends; when the app sent no trace, the sidecar
+// starts one and writes the segment for the whole call itself, with its attempts embedded: one
+// datagram per sampled call instead of one per attempt plus one for the segment. Inbound: one
 // segment per request for this service, whose id goes to the app as the Parent of its own work.
 
 import type { Clock, HeaderMap, Random, RequestEvent, TelemetrySink, TraceContext } from '../engine/types.ts'
 import type { Sampler, SamplerConfig } from '../telemetry/sampler.ts'
 import { createSampler } from '../telemetry/sampler.ts'
 import { newSpanId, newTraceId, parseTraceHeaders, writeTraceHeaders } from '../telemetry/trace-context.ts'
-import { segmentForRequest, subsegmentForAttempt } from '../telemetry/xray.ts'
+import {
+  remoteCallForAttempt,
+  segmentForRequest,
+  subsegmentForAttempt,
+  type XRayRemoteCall,
+} from '../telemetry/xray.ts'
 import type { XRayEmitter } from '../telemetry/xray-emitter.ts'
+
+/**
+ * Attempts are embedded in their segment while the URLs so far total at most this many characters;
+ * later ones go on their own. A segment document may be 64 KB; a URL may be nearly 16 KiB (the
+ * request head's limit) and a route may try 11 times.
+ */
+const EMBEDDED_URL_CHARS = 24 * 1024
+
+/** The attempts of a sampled call whose segment the sidecar writes, gathered until the call ends. */
+interface OwnedCall {
+  calls: XRayRemoteCall[]
+  urlChars: number
+}
 
 export interface SidecarTracingOptions {
   /** This sidecar's service: the name of the segments it writes. */
@@ -42,8 +61,9 @@ export interface SidecarTracing {
 export function createSidecarTracing(opts: SidecarTracingOptions): SidecarTracing {
   const { emitter, clock, random } = opts
   let sampler: Sampler = createSampler({ reservoirPerSecond: 1, rate: 5 }, clock, random)
-  // Outbound traces whose segment is ours to write (the app sent no trace header).
-  const owned = new WeakSet<TraceContext>()
+  // Sampled outbound traces whose segment is ours to write (the app sent no trace header), with the
+  // attempts made so far, embedded in the segment when the call ends.
+  const owned = new WeakMap<TraceContext, OwnedCall>()
   // Clock values are performance.now(); X-Ray wants epoch time.
   const epochOffset = (): number => Date.now() - clock.now()
 
@@ -60,7 +80,7 @@ export function createSidecarTracing(opts: SidecarTracingOptions): SidecarTracin
         parentId: newSpanId(random),
         sampled: sampler.sample(),
       }
-      if (trace.sampled) owned.add(trace)
+      if (trace.sampled) owned.set(trace, { calls: [], urlChars: 0 })
       return trace
     },
     inbound(headers) {
@@ -87,6 +107,12 @@ export function createSidecarTracing(opts: SidecarTracingOptions): SidecarTracin
     sink: {
       attempt(ev) {
         if (emitter === undefined || ev.trace.sampled !== true || ev.trace.parentId === undefined) return
+        const own = owned.get(ev.trace)
+        if (own !== undefined) own.urlChars += ev.url.length
+        if (own !== undefined && own.urlChars <= EMBEDDED_URL_CHARS) {
+          own.calls.push(remoteCallForAttempt(ev, epochOffset()))
+          return
+        }
         emitter.send(
           subsegmentForAttempt(ev, {
             epochOffsetMs: epochOffset(),
@@ -97,17 +123,18 @@ export function createSidecarTracing(opts: SidecarTracingOptions): SidecarTracin
       },
       request(ev) {
         const trace = ev.trace
-        if (emitter === undefined || trace === undefined || !owned.has(trace) || trace.parentId === undefined)
+        const own = trace === undefined ? undefined : owned.get(trace)
+        if (emitter === undefined || trace === undefined || own === undefined || trace.parentId === undefined)
           return
-        emitter.send(
-          segmentForRequest(ev, {
-            epochOffsetMs: epochOffset(),
-            id: trace.parentId,
-            traceId: trace.traceId,
-            origin: opts.origin,
-            name: opts.service,
-          }),
-        )
+        const segment = segmentForRequest(ev, {
+          epochOffsetMs: epochOffset(),
+          id: trace.parentId,
+          traceId: trace.traceId,
+          origin: opts.origin,
+          name: opts.service,
+        })
+        if (own.calls.length > 0) segment.subsegments = own.calls
+        emitter.send(segment)
       },
     },
   }

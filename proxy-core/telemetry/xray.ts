@@ -16,8 +16,6 @@ export type XRayAnnotations = Record<string, string | number | boolean>
 interface XRayDocBase {
   name: string
   id: string
-  trace_id: string
-  parent_id?: string
   start_time: number
   end_time: number
   http: XRayHttp
@@ -28,15 +26,24 @@ interface XRayDocBase {
   metadata?: Record<string, Record<string, unknown>>
 }
 
-export interface XRaySubsegment extends XRayDocBase {
-  type: 'subsegment'
+/** An upstream attempt as a subsegment embedded in its segment's `subsegments`. */
+export interface XRayRemoteCall extends XRayDocBase {
   namespace: 'remote'
+}
+
+/** An upstream attempt as a subsegment sent on its own: it names its trace and parent itself. */
+export interface XRaySubsegment extends XRayRemoteCall {
+  type: 'subsegment'
+  trace_id: string
   parent_id: string
 }
 
 export interface XRaySegment extends XRayDocBase {
+  trace_id: string
+  parent_id?: string
   /** e.g. AWS::ECS::Container, AWS::EKS::Container, AWS::EC2::Instance. */
   origin?: string
+  subsegments?: XRayRemoteCall[]
 }
 
 /** The header line every daemon datagram starts with. */
@@ -74,16 +81,12 @@ function flag(doc: XRayDocBase, status: number | undefined, failure: string | un
 }
 
 /**
- * One upstream attempt as an independent subsegment. `parentId` is the segment (or, in Lambda, the
- * function's facade segment, `Parent` of `_X_AMZN_TRACE_ID`) the attempt belongs to; `epochOffsetMs`
- * turns the event's Clock.now() values into epoch milliseconds (Date.now() - performance.now()).
- * A failure with no response (connect failure, reset, timeout) is a fault, except throttling (a
- * throttle and an error, like a 429).
+ * One upstream attempt as a subsegment to embed in its segment. `epochOffsetMs` turns the event's
+ * Clock.now() values into epoch milliseconds (Date.now() - performance.now()). A failure with no
+ * response (connect failure, reset, timeout) is a fault, except throttling (a throttle and an error,
+ * like a 429).
  */
-export function subsegmentForAttempt(
-  ev: AttemptEvent,
-  opts: { epochOffsetMs: number; parentId: string; traceId: string },
-): XRaySubsegment {
+export function remoteCallForAttempt(ev: AttemptEvent, epochOffsetMs: number): XRayRemoteCall {
   const http: XRayHttp = { request: { method: ev.method, url: ev.url } }
   if (ev.status !== undefined) http.response = { status: ev.status }
   const annotations: XRayAnnotations = {
@@ -94,22 +97,35 @@ export function subsegmentForAttempt(
     attempt: ev.attempt,
   }
   if (ev.failure !== undefined) annotations.failure = ev.failure
-  const doc: XRaySubsegment = {
-    type: 'subsegment',
+  const doc: XRayRemoteCall = {
     namespace: 'remote',
     // The name becomes the node of the called service on the trace map.
     name: xrayName(ev.service),
     id: ev.spanId,
-    trace_id: opts.traceId,
-    parent_id: opts.parentId,
-    start_time: epochSeconds(ev.start, opts.epochOffsetMs),
-    end_time: epochSeconds(ev.end, opts.epochOffsetMs),
+    start_time: epochSeconds(ev.start, epochOffsetMs),
+    end_time: epochSeconds(ev.end, epochOffsetMs),
     http,
     annotations,
     metadata: { meshgate: { endpoint: ev.endpoint } },
   }
   flag(doc, ev.status, ev.failure)
   return doc
+}
+
+/**
+ * One upstream attempt as an independent subsegment. `parentId` is the segment (or, in Lambda, the
+ * function's facade segment, `Parent` of `_X_AMZN_TRACE_ID`) the attempt belongs to.
+ */
+export function subsegmentForAttempt(
+  ev: AttemptEvent,
+  opts: { epochOffsetMs: number; parentId: string; traceId: string },
+): XRaySubsegment {
+  return {
+    type: 'subsegment',
+    trace_id: opts.traceId,
+    parent_id: opts.parentId,
+    ...remoteCallForAttempt(ev, opts.epochOffsetMs),
+  }
 }
 
 export interface SegmentOptions {
