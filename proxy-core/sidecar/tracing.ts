@@ -27,6 +27,11 @@ const EMBEDDED_URL_CHARS = 24 * 1024
 interface OwnedCall {
   calls: XRayRemoteCall[]
   urlChars: number
+  /**
+   * One epoch offset for the segment and everything in it: Date.now() moves in whole milliseconds,
+   * and offsets taken at each attempt and at the end could place an attempt past its segment's end.
+   */
+  epochOffsetMs: number
 }
 
 export interface SidecarTracingOptions {
@@ -80,7 +85,7 @@ export function createSidecarTracing(opts: SidecarTracingOptions): SidecarTracin
         parentId: newSpanId(random),
         sampled: sampler.sample(),
       }
-      if (trace.sampled) owned.set(trace, { calls: [], urlChars: 0 })
+      if (trace.sampled) owned.set(trace, { calls: [], urlChars: 0, epochOffsetMs: epochOffset() })
       return trace
     },
     inbound(headers) {
@@ -110,12 +115,12 @@ export function createSidecarTracing(opts: SidecarTracingOptions): SidecarTracin
         const own = owned.get(ev.trace)
         if (own !== undefined) own.urlChars += ev.url.length
         if (own !== undefined && own.urlChars <= EMBEDDED_URL_CHARS) {
-          own.calls.push(remoteCallForAttempt(ev, epochOffset()))
+          own.calls.push(remoteCallForAttempt(ev, own.epochOffsetMs))
           return
         }
         emitter.send(
           subsegmentForAttempt(ev, {
-            epochOffsetMs: epochOffset(),
+            epochOffsetMs: own?.epochOffsetMs ?? epochOffset(),
             parentId: ev.trace.parentId,
             traceId: ev.trace.traceId,
           }),
@@ -127,7 +132,7 @@ export function createSidecarTracing(opts: SidecarTracingOptions): SidecarTracin
         if (emitter === undefined || trace === undefined || own === undefined || trace.parentId === undefined)
           return
         const segment = segmentForRequest(ev, {
-          epochOffsetMs: epochOffset(),
+          epochOffsetMs: own.epochOffsetMs,
           id: trace.parentId,
           traceId: trace.traceId,
           origin: opts.origin,

@@ -115,7 +115,12 @@ describe('sidecar X-Ray for calls it starts the trace of', () => {
     expect(segment).toMatchObject({ fault: true, annotations: { retries: 10 } })
     const calls = segment.subsegments as XRayDocument[]
     expect(calls.map((c) => c.annotations?.attempt)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11])
-    for (const c of calls) expect(c).toMatchObject({ fault: true, http: { response: { status: 503 } } })
+    for (const c of calls) {
+      expect(c).toMatchObject({ fault: true, http: { response: { status: 503 } } })
+      // One clock for the segment and its parts: no attempt outside the call.
+      expect(c.start_time).toBeGreaterThanOrEqual(segment.start_time)
+      expect(c.end_time).toBeLessThanOrEqual(segment.end_time)
+    }
     expect(new Set(calls.map((c) => c.id)).size).toBe(11)
     expect(calls.at(-1)!.id).toBe(seen.parent)
   })
