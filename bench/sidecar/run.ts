@@ -267,6 +267,11 @@ async function main(): Promise<number> {
   else pinSelf(loadCpu)
   raiseOwnPriority()
   const idleHold = holdShallowIdle()
+  if (idleHold === undefined)
+    log(
+      'bench:sidecar: cores not held out of deep idle (/dev/cpu_dma_latency needs root); in a VM the ' +
+        "wake-ups of idle cores can dominate every contender's numbers (BENCHMARKS.md, Noise)",
+    )
 
   // Other work on the machine skews everything measured here: say so before spending ten minutes.
   const quiet0 = allProcessCpu()
