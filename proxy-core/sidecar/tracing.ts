@@ -113,10 +113,12 @@ export function createSidecarTracing(opts: SidecarTracingOptions): SidecarTracin
       attempt(ev) {
         if (emitter === undefined || ev.trace.sampled !== true || ev.trace.parentId === undefined) return
         const own = owned.get(ev.trace)
-        if (own !== undefined) own.urlChars += ev.url.length
-        if (own !== undefined && own.urlChars <= EMBEDDED_URL_CHARS) {
-          own.calls.push(remoteCallForAttempt(ev, own.epochOffsetMs))
-          return
+        if (own !== undefined) {
+          own.urlChars += ev.url.length
+          if (own.urlChars <= EMBEDDED_URL_CHARS) {
+            own.calls.push(remoteCallForAttempt(ev, own.epochOffsetMs))
+            return
+          }
         }
         emitter.send(
           subsegmentForAttempt(ev, {
@@ -128,9 +130,10 @@ export function createSidecarTracing(opts: SidecarTracingOptions): SidecarTracin
       },
       request(ev) {
         const trace = ev.trace
-        const own = trace === undefined ? undefined : owned.get(trace)
-        if (emitter === undefined || trace === undefined || own === undefined || trace.parentId === undefined)
-          return
+        // Only sampled traces are ever owned: unsampled requests skip the lookup.
+        if (emitter === undefined || trace?.sampled !== true || trace.parentId === undefined) return
+        const own = owned.get(trace)
+        if (own === undefined) return
         const segment = segmentForRequest(ev, {
           epochOffsetMs: own.epochOffsetMs,
           id: trace.parentId,
