@@ -85,13 +85,13 @@ export async function startInstance(opts: StartInstanceOptions): Promise<Contain
     })
   let sidecar: Sidecar
   try {
-    await opts.inbound.release()
     sidecar = await startSidecar({
       configPath: opts.configPath,
       service: plan.service,
       app: appUrl,
       outbound: `${host}:0`,
       inbound: `${host}:${opts.inbound.port}`,
+      beforeInboundBind: () => opts.inbound.release(),
       admin: `${host}:0`,
       drainMs: opts.drainMs,
       xrayDaemon: null,

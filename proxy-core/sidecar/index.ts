@@ -48,6 +48,12 @@ export interface SidecarOptions {
   /** `host:port`; port 0 picks a free port (see `addresses`). */
   outbound?: string
   inbound?: string
+  /**
+   * Awaited just before the inbound listener binds: a caller that holds the inbound port reserved
+   * (`meshgate dev` writes it into the config first) lets it go here, not before the config loads,
+   * so no other socket on the machine can take the port in between.
+   */
+  beforeInboundBind?: () => Promise<void>
   admin?: string
   /** Longest drain on close, in ms. */
   drainMs?: number
@@ -200,6 +206,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     )
     listeners.push(outbound)
     if (opts.app !== undefined) {
+      await opts.beforeInboundBind?.()
       inbound = await listenHttp1(
         parseListenAddress(opts.inbound ?? DEFAULT_INBOUND),
         createInboundHandler({
