@@ -1,17 +1,44 @@
 // serverless-offline for end-to-end tests: a throwaway service directory, free ports, started with
 // setsid so the whole process group (the CLI and its esbuild children) can be ended by PID.
 import { type ChildProcess, spawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { createServer } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { createServiceDir, ROOT, type ServiceDir } from '../lambda/service-dir.ts'
 
-export async function freePort(): Promise<number> {
+// A port found by listening on port 0 comes from the kernel's ephemeral range, the same range
+// every outgoing connection of the parallel test workers draws its local port from: between
+// releasing it here and serverless-offline binding it, a client socket can take it (EADDRINUSE,
+// seen in CI). So ports for other processes come from just below that range, where neither
+// listen(0) nor connect() ever lands, in a block of their own for each vitest worker.
+const BLOCK = 256
+let nextInBlock = 0
+
+function ephemeralLow(): number {
+  try {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').split(/\s+/)[0])
+    if (Number.isInteger(low) && low > 10_000) return low
+  } catch {}
+  return 32_768
+}
+
+function canListen(port: number): Promise<boolean> {
   const s = createServer()
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve))
-  const { port } = s.address() as AddressInfo
-  await new Promise<void>((resolve) => s.close(() => resolve()))
-  return port
+  return new Promise((resolve) => {
+    s.once('error', () => resolve(false))
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)))
+  })
+}
+
+export async function freePort(): Promise<number> {
+  const worker = Number(process.env.VITEST_POOL_ID ?? 1)
+  const blocks = Math.floor(8_192 / BLOCK)
+  const base = ephemeralLow() - 8_192 + (worker % blocks) * BLOCK
+  while (nextInBlock < BLOCK) {
+    const port = base + nextInBlock++
+    if (await canListen(port)) return port
+  }
+  throw new Error(`no free port left in ${base}..${base + BLOCK - 1}`)
 }
 
 export interface OfflineService {
