@@ -636,7 +636,8 @@ async function main(): Promise<number> {
             'Issue 6 targets for the meshgate sidecar:',
             '',
             ...targets.map(
-              (t) => `- ${t.met ? 'met' : '**not met**'}: ${t.what}: ${t.value} (target ${t.limit})`,
+              (t) =>
+                `- ${t.met === null ? 'cannot be judged from this run' : t.met ? 'met' : '**not met**'}: ${t.what}: ${t.value} (target ${t.limit})`,
             ),
             '',
           ]
