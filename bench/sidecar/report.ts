@@ -322,9 +322,19 @@ export function markdownTable(header: readonly string[], body: readonly string[]
   return [line(header), line(align), ...body.map(line)].join('\n')
 }
 
-export function targetLines(targets: readonly Target[]): string[] {
-  const verdict = (t: Target) => (t.met === null ? 'n/a    ' : t.met ? 'met    ' : 'NOT met')
-  return targets.map((t) => `${verdict(t)}  ${t.what}: ${t.value} (target ${t.limit})`)
+/** How each verdict reads, on the terminal (padded to one width) and in BENCHMARKS.md. */
+const VERDICTS = {
+  text: { met: 'met    ', missed: 'NOT met', undecided: 'n/a    ' },
+  markdown: { met: '- met', missed: '- **not met**', undecided: '- cannot be judged from this run' },
+}
+
+export function targetLines(targets: readonly Target[], style: keyof typeof VERDICTS = 'text'): string[] {
+  const words = VERDICTS[style]
+  const sep = style === 'text' ? '  ' : ': '
+  return targets.map((t) => {
+    const verdict = t.met === null ? words.undecided : t.met ? words.met : words.missed
+    return `${verdict}${sep}${t.what}: ${t.value} (target ${t.limit})`
+  })
 }
 
 /** The largest share of a core that other processes took in any cell, 0–1. */

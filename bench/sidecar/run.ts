@@ -632,15 +632,7 @@ async function main(): Promise<number> {
       markdownTable(header, body),
       '',
       ...(targets.length > 0
-        ? [
-            'Issue 6 targets for the meshgate sidecar:',
-            '',
-            ...targets.map(
-              (t) =>
-                `- ${t.met === null ? 'cannot be judged from this run' : t.met ? 'met' : '**not met**'}: ${t.what}: ${t.value} (target ${t.limit})`,
-            ),
-            '',
-          ]
+        ? ['Issue 6 targets for the meshgate sidecar:', '', ...targetLines(targets, 'markdown'), '']
         : []),
       noiseLine,
       '',

@@ -11,6 +11,7 @@ import { createServiceDir, ROOT, type ServiceDir } from '../lambda/service-dir.t
 // releasing it here and serverless-offline binding it, a client socket can take it (EADDRINUSE,
 // seen in CI). So ports for other processes come from just below that range, where neither
 // listen(0) nor connect() ever lands, in a block of their own for each vitest worker.
+const BELOW_EPHEMERAL = 8_192
 const BLOCK = 256
 let nextInBlock = 0
 
@@ -32,8 +33,7 @@ function canListen(port: number): Promise<boolean> {
 
 export async function freePort(): Promise<number> {
   const worker = Number(process.env.VITEST_POOL_ID ?? 1)
-  const blocks = Math.floor(8_192 / BLOCK)
-  const base = ephemeralLow() - 8_192 + (worker % blocks) * BLOCK
+  const base = ephemeralLow() - BELOW_EPHEMERAL + (worker % (BELOW_EPHEMERAL / BLOCK)) * BLOCK
   while (nextInBlock < BLOCK) {
     const port = base + nextInBlock++
     if (await canListen(port)) return port
