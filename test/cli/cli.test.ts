@@ -1,6 +1,6 @@
 // The CLI as a user runs it: a child process on the project's Node, exit codes and output.
 import { spawnSync } from 'node:child_process'
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
@@ -53,5 +53,19 @@ describe('meshgate CLI', () => {
     expect(r.stdout).toMatch(/2 +canary +path \/\* +v1 97%, v3 3%/)
     expect(meshgate('routes', 'infra/examples/bookinfo.yaml', '--service', 'nope').code).toBe(1)
     expect(meshgate('routes', 'infra/examples/bookinfo.yaml', '--bogus', 'x').code).toBe(2)
+  })
+
+  it('--help works on every command, and --version prints the package version', () => {
+    const overview = meshgate('--help')
+    expect(overview.code).toBe(0)
+    const commands = [...overview.stdout.matchAll(/^ {2}([a-z-]+) /gm)].map((m) => m[1])
+    expect(commands).toEqual(expect.arrayContaining(['validate', 'routes', 'sidecar', 'dev']))
+    for (const command of commands) {
+      const r = meshgate(command!, '--help')
+      expect(r.code, command).toBe(0)
+      expect(r.stdout, command).toMatch(new RegExp(`^usage: meshgate ${command}`))
+    }
+    const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string }
+    expect(meshgate('--version')).toMatchObject({ code: 0, stdout: `meshgate ${pkg.version}\n` })
   })
 })
