@@ -43,3 +43,31 @@ export const DEFAULT_SAMPLING = { reservoirPerSecond: 1, rate: 5 }
 
 /** How often dns:// targets are re-resolved, in ms. */
 export const DEFAULT_DNS_REFRESH_MS = 5_000
+
+/**
+ * How often cloudmap:// targets call DiscoverInstances, in ms (±10% jitter). 30 s is half the 60 s
+ * DNS TTL that ECS gives the records of services it registers in Cloud Map (CDK `CloudMapOptions.dnsTtl`
+ * default), so a sidecar sees a change no later than a DNS client would; Cloud Map's own health
+ * status moves in 30 s steps anyway (`FailureThreshold` counts 30-second intervals).
+ */
+export const DEFAULT_CLOUDMAP_REFRESH_MS = 30_000
+
+/**
+ * Active health checks: the App Mesh API makes every field required; these are the defaults of the
+ * AWS CDK's `HealthCheck.http()` for App Mesh (path /, every 5 s, 2 s timeout, 2 and 2).
+ */
+export const DEFAULT_HEALTH_CHECK = {
+  protocol: 'http',
+  path: '/',
+  interval: 5_000,
+  timeout: 2_000,
+  healthyThreshold: 2,
+  unhealthyThreshold: 2,
+} as const
+
+/** App Mesh HealthCheckPolicy's valid ranges (API reference), durations in ms. */
+export const HEALTH_CHECK_LIMITS = {
+  interval: { min: 5_000, max: 300_000 },
+  timeout: { min: 2_000, max: 60_000 },
+  threshold: { min: 2, max: 10 },
+} as const

@@ -105,9 +105,32 @@ const rewrite = object(
 )
 
 const httpUrl = string({
-  pattern: /^(https?:\/\/[^/\s]+\/?|dns:\/\/[^/\s:]+:\d+)$/,
-  hint: 'an origin like http://host:port, or dns://host:port',
+  // cloudmap:// is matched loosely here and taken apart in normalize.ts, which names the bad part.
+  pattern: /^(https?:\/\/[^/\s]+\/?|dns:\/\/[^/\s:]+:\d+|cloudmap:\/\/\S*)$/,
+  hint: 'an origin like http://host:port, dns://host:port, or cloudmap://NAMESPACE/SERVICE',
 })
+/** App Mesh's HealthCheckPolicy (HTTP); ranges checked in normalize.ts, defaults in defaults.ts. */
+const healthCheck = object(
+  {
+    protocol: optional(string({ enum: ['http'], description: 'http (the only one so far)' })),
+    path: optional(string({ pattern: /^\/\S*$/, hint: 'a path starting with /', description: 'default /' })),
+    port: optional(
+      number({ min: 1, max: 65535, integer: true, description: "default: the endpoint's own port" }),
+    ),
+    interval: optional(duration('between checks of one endpoint, 5s to 300s (default 5s)')),
+    timeout: optional(duration('a check not answered within it failed, 2s to 60s (default 2s)')),
+    healthyThreshold: optional(
+      number({ min: 2, max: 10, integer: true, description: 'passes in a row to return (default 2)' }),
+    ),
+    unhealthyThreshold: optional(
+      number({ min: 2, max: 10, integer: true, description: 'failures in a row to leave (default 2)' }),
+    ),
+  },
+  {
+    description:
+      'active HTTP health checks, run by the sidecar against every endpoint of an http target (not on Lambda targets)',
+  },
+)
 const target = object(
   {
     lambda: optional(string({ pattern: /^[A-Za-z0-9_:.-]+$/, hint: 'a function name, name:alias, or ARN' })),
@@ -115,11 +138,15 @@ const target = object(
       either(
         httpUrl,
         list(httpUrl, { minItems: 1 }),
-        'an origin like http://host:port, dns://host:port, or a list of them',
+        'an origin like http://host:port, dns://host:port, cloudmap://NAMESPACE/SERVICE, or a list of origins',
       ),
     ),
     loadBalancer: optional(string({ enum: ['round-robin', 'least-request'] })),
     dnsRefresh: optional(duration('how often dns:// targets are re-resolved (default 5s)')),
+    cloudMapRefresh: optional(
+      duration('how often cloudmap:// targets call DiscoverInstances (default 30s, jittered); sidecar only'),
+    ),
+    healthCheck: optional(healthCheck),
   },
   { exactlyOne: ['lambda', 'http'] },
 )

@@ -1,8 +1,10 @@
 // From the schema-checked document to the MeshConfig the engine reads: defaults applied, shorthand
 // expanded, and the cross-references checked (targets, mirrors, gateway services, weights).
 import type {
+  CloudMapTargetConfig,
   GatewayRouteConfig,
   HeaderOps,
+  HealthCheckConfig,
   LoadBalancer,
   MeshConfig,
   RetryConfig,
@@ -14,13 +16,17 @@ import type {
 } from '../engine/types.ts'
 import {
   DEFAULT_CIRCUIT_BREAKER,
+  DEFAULT_CLOUDMAP_REFRESH_MS,
   DEFAULT_DNS_REFRESH_MS,
+  DEFAULT_HEALTH_CHECK,
   DEFAULT_OUTLIER,
   DEFAULT_RETRIES,
   DEFAULT_RETRY_BUDGET,
   DEFAULT_SAMPLING,
   DEFAULT_TIMEOUT_MS,
+  HEALTH_CHECK_LIMITS,
 } from './defaults.ts'
+import { formatDuration } from './duration.ts'
 import type { RawMesh, RawRetries } from './mesh-schema.ts'
 import type { ConfigPath, Problem } from './schema.ts'
 
@@ -86,6 +92,109 @@ function lambdaTarget(name: string, spec: string): TargetConfig {
   return { kind: 'lambda', name, functionName, ...(qualifier ? { qualifier } : {}) }
 }
 
+// Cloud Map's own limits (API reference): namespace names up to 1024 characters, service names up
+// to 127, attribute keys up to 255 printable ASCII characters without spaces, values up to 1024.
+const CLOUDMAP_NAMESPACE = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/
+const CLOUDMAP_SERVICE = /^[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?$/
+const CLOUDMAP_ATTRIBUTE_KEY = /^[!-~]{1,255}$/
+/** `?optional.zone=a` goes to OptionalParameters; every other parameter to QueryParameters. */
+const OPTIONAL_PREFIX = 'optional.'
+
+/**
+ * `cloudmap://NAMESPACE[:PORT]/SERVICE[?ATTR=VALUE&optional.ATTR=VALUE...]`, taken apart by hand (the
+ * WHATWG URL parser treats unknown schemes loosely) so each malformed part gets its own message.
+ */
+export function parseCloudMapUrl(
+  url: string,
+  refresh: number,
+): { config: CloudMapTargetConfig } | { error: string } {
+  const rest = url.slice('cloudmap://'.length)
+  if (rest.includes('#')) return { error: 'a cloudmap:// URL has no #fragment' }
+  const q = rest.indexOf('?')
+  const location = q < 0 ? rest : rest.slice(0, q)
+  const query = q < 0 ? '' : rest.slice(q + 1)
+  const slash = location.indexOf('/')
+  if (slash < 0) return { error: `expected cloudmap://NAMESPACE/SERVICE, got ${JSON.stringify(url)}` }
+  const authority = location.slice(0, slash)
+  const service = location.slice(slash + 1)
+  const colon = authority.lastIndexOf(':')
+  const namespace = colon < 0 ? authority : authority.slice(0, colon)
+  let defaultPort: number | undefined
+  if (colon >= 0) {
+    const port = authority.slice(colon + 1)
+    defaultPort = /^\d{1,5}$/.test(port) ? Number(port) : Number.NaN
+    if (!(defaultPort >= 1 && defaultPort <= 65535))
+      return { error: `the port after the namespace must be 1 to 65535, got ${JSON.stringify(port)}` }
+  }
+  if (namespace.length === 0 || namespace.length > 1024 || !CLOUDMAP_NAMESPACE.test(namespace))
+    return {
+      error: `invalid Cloud Map namespace ${JSON.stringify(namespace)}: expected a name like bookinfo.local`,
+    }
+  if (service.length === 0 || service.length > 127 || !CLOUDMAP_SERVICE.test(service))
+    return {
+      error: `invalid Cloud Map service ${JSON.stringify(service)}: expected a name like reviews (no slashes)`,
+    }
+  const queryParameters: Record<string, string> = {}
+  const optionalParameters: Record<string, string> = {}
+  if (query !== '') {
+    for (const part of query.split('&')) {
+      const eq = part.indexOf('=')
+      let key: string
+      let value: string
+      try {
+        key = decodeURIComponent(eq < 0 ? part : part.slice(0, eq))
+        value = eq < 0 ? '' : decodeURIComponent(part.slice(eq + 1))
+      } catch {
+        return { error: `invalid percent-encoding in ${JSON.stringify(part)}` }
+      }
+      const optional = key.startsWith(OPTIONAL_PREFIX)
+      const attribute = optional ? key.slice(OPTIONAL_PREFIX.length) : key
+      if (!CLOUDMAP_ATTRIBUTE_KEY.test(attribute))
+        return { error: `invalid attribute name ${JSON.stringify(key)} in the query` }
+      if (value === '' || value.length > 1024)
+        return { error: `attribute ${JSON.stringify(key)} needs a value (ATTR=VALUE, up to 1024 characters)` }
+      const into = optional ? optionalParameters : queryParameters
+      if (attribute in into) return { error: `attribute ${JSON.stringify(key)} given twice` }
+      into[attribute] = value
+    }
+  }
+  return {
+    config: {
+      namespace,
+      service,
+      queryParameters,
+      optionalParameters,
+      ...(defaultPort === undefined ? {} : { defaultPort }),
+      refresh,
+    },
+  }
+}
+
+function healthCheckConfig(
+  raw: NonNullable<RawTarget['healthCheck']>,
+  path: ConfigPath,
+  problems: Problem[],
+): HealthCheckConfig {
+  const hc: HealthCheckConfig = {
+    ...DEFAULT_HEALTH_CHECK,
+    ...(raw.path === undefined ? {} : { path: raw.path }),
+    ...(raw.port === undefined ? {} : { port: raw.port }),
+    interval: raw.interval ?? DEFAULT_HEALTH_CHECK.interval,
+    timeout: raw.timeout ?? DEFAULT_HEALTH_CHECK.timeout,
+    healthyThreshold: raw.healthyThreshold ?? DEFAULT_HEALTH_CHECK.healthyThreshold,
+    unhealthyThreshold: raw.unhealthyThreshold ?? DEFAULT_HEALTH_CHECK.unhealthyThreshold,
+  }
+  for (const key of ['interval', 'timeout'] as const) {
+    const { min, max } = HEALTH_CHECK_LIMITS[key]
+    if (raw[key] !== undefined && (hc[key] < min || hc[key] > max))
+      problems.push({
+        path: [...path, key],
+        message: `must be from ${formatDuration(min)} to ${formatDuration(max)} (App Mesh's range), got ${formatDuration(hc[key])}`,
+      })
+  }
+  return hc
+}
+
 function httpTarget(name: string, raw: RawTarget, path: ConfigPath, problems: Problem[]): TargetConfig {
   const urls = typeof raw.http === 'string' ? [raw.http] : (raw.http ?? [])
   const base = {
@@ -93,7 +202,30 @@ function httpTarget(name: string, raw: RawTarget, path: ConfigPath, problems: Pr
     name,
     loadBalancer: (raw.loadBalancer ?? 'round-robin') as LoadBalancer,
     dnsRefresh: raw.dnsRefresh ?? DEFAULT_DNS_REFRESH_MS,
+    ...(raw.healthCheck === undefined
+      ? {}
+      : { healthCheck: healthCheckConfig(raw.healthCheck, [...path, 'healthCheck'], problems) }),
   }
+  const cloudMap = urls.filter((u) => u.startsWith('cloudmap://'))
+  if (cloudMap.length > 0) {
+    if (urls.length > 1)
+      problems.push({
+        path: [...path, 'http'],
+        message: 'a cloudmap:// target must be the only URL of its target',
+      })
+    const parsed = parseCloudMapUrl(cloudMap[0]!, raw.cloudMapRefresh ?? DEFAULT_CLOUDMAP_REFRESH_MS)
+    if ('error' in parsed) {
+      problems.push({ path: [...path, 'http'], message: parsed.error })
+      return { ...base, endpoints: [] }
+    }
+    return { ...base, endpoints: [], cloudMap: parsed.config }
+  }
+  if (raw.cloudMapRefresh !== undefined)
+    problems.push({
+      path: [...path, 'cloudMapRefresh'],
+      message: 'cloudMapRefresh applies only to a cloudmap:// target',
+      atKey: true,
+    })
   const dns = urls.filter((u) => u.startsWith('dns://'))
   if (dns.length > 0) {
     if (urls.length > 1)
@@ -133,9 +265,23 @@ export function normalizeMesh(raw: RawMesh, source: string, problems: Problem[])
     const sPath = ['services', serviceName]
     const targets: Record<string, TargetConfig> = {}
     for (const [targetName, t] of Object.entries(svc.targets ?? {})) {
+      const tPath = [...sPath, 'targets', targetName]
+      if (t.lambda) {
+        for (const key of ['healthCheck', 'cloudMapRefresh'] as const) {
+          if (t[key] === undefined) continue
+          problems.push({
+            path: [...tPath, key],
+            message:
+              key === 'healthCheck'
+                ? 'a Lambda target has no endpoints to probe: health checks apply to http targets (outlier detection still covers Lambda targets)'
+                : `${key} applies only to http targets`,
+            atKey: true,
+          })
+        }
+      }
       targets[targetName] = t.lambda
         ? lambdaTarget(targetName, t.lambda)
-        : httpTarget(targetName, t, [...sPath, 'targets', targetName], problems)
+        : httpTarget(targetName, t, tPath, problems)
     }
     const targetNames = Object.keys(targets)
     const rawRoutes = svc.routes ?? []

@@ -41,6 +41,7 @@ import {
   systemRandom,
   systemTimers,
   type TargetConfig,
+  type TargetEndpointsView,
   type TelemetrySink,
   type Timers,
   type TraceContext,
@@ -56,6 +57,7 @@ interface TargetState {
   /** `outlier.isEjected`, bound once: the balancer calls it on every pick. */
   readonly isEjected: (id: string) => boolean
   readonly breaker: CircuitBreaker
+  readonly health: { isHealthy(id: string): boolean } | undefined
 }
 
 interface ServiceState {
@@ -508,13 +510,19 @@ export function createMeshRuntime(mesh: CompiledMesh, options: MeshRuntimeOption
     const targets = new Map<string, TargetState>()
     for (const t of Object.values(cfg.targets)) {
       const outlier = createOutlierDetector(cfg.outlierDetection, clock)
+      const health = t.kind === 'http' ? options.health?.(cfg.name, t.name) : undefined
       targets.set(t.name, {
         config: t,
         endpoints: targetEndpoints(t),
         invoker: t.kind === 'lambda' ? options.invokers.lambda : options.invokers.http,
         balancer: createLoadBalancer(t.kind === 'http' ? t.loadBalancer : 'round-robin'),
         outlier,
-        isEjected: (id) => outlier.isEjected(id),
+        // Out of the balancer when either passive (outlier) or active (health check) says so.
+        isEjected:
+          health === undefined
+            ? (id) => outlier.isEjected(id)
+            : (id) => outlier.isEjected(id) || !health.isHealthy(id),
+        health,
         breaker: createCircuitBreaker(cfg.circuitBreaker),
       })
     }
@@ -622,11 +630,31 @@ export function createMeshRuntime(mesh: CompiledMesh, options: MeshRuntimeOption
     state.endpoints = targetEndpoints(state.config, urls)
   }
 
+  function endpoints(): TargetEndpointsView[] {
+    const out: TargetEndpointsView[] = []
+    for (const [service, svc] of services) {
+      for (const [target, state] of svc.targets) {
+        if (state.config.kind !== 'http') continue
+        out.push({
+          service,
+          target,
+          endpoints: state.endpoints.map((e) => ({
+            id: e.id,
+            ejected: state.outlier.isEjected(e.id),
+            healthy: state.health?.isHealthy(e.id) ?? true,
+          })),
+        })
+      }
+    }
+    return out
+  }
+
   return {
     config: mesh.config,
     handle,
     handleGateway,
     setEndpoints,
+    endpoints,
     inFlight: () => env.load.inFlight,
   }
 }

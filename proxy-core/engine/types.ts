@@ -108,8 +108,36 @@ export type TargetConfig =
       endpoints: string[]
       dns?: { host: string; port: number; protocol: 'http' | 'https' }
       dnsRefresh: number
+      /** `cloudmap://NAMESPACE/SERVICE`: endpoints from Cloud Map DiscoverInstances (sidecar only). */
+      cloudMap?: CloudMapTargetConfig
       loadBalancer: LoadBalancer
+      /** Active health checks against every endpoint (App Mesh's HealthCheckPolicy); sidecar only. */
+      healthCheck?: HealthCheckConfig
     }
+/** Where a Cloud Map target's endpoints come from; see docs/config.md#cloud-map. */
+export interface CloudMapTargetConfig {
+  namespace: string
+  service: string
+  /** DiscoverInstances QueryParameters: every instance returned has all of these attributes. */
+  queryParameters: Record<string, string>
+  /** DiscoverInstances OptionalParameters: preferred when some instance has them, else ignored. */
+  optionalParameters: Record<string, string>
+  /** For instances registered without AWS_INSTANCE_PORT; undefined: such instances are skipped. */
+  defaultPort?: number
+  /** Milliseconds between DiscoverInstances calls (jittered). */
+  refresh: number
+}
+/** App Mesh's HealthCheckPolicy for HTTP; durations in milliseconds. */
+export interface HealthCheckConfig {
+  protocol: 'http'
+  path: string
+  /** Probe this port instead of the endpoint's own (App Mesh `port`). */
+  port?: number
+  interval: number
+  timeout: number
+  healthyThreshold: number
+  unhealthyThreshold: number
+}
 export interface OutlierConfig {
   consecutive5xx: number
   consecutiveGatewayErrors: number
@@ -316,6 +344,18 @@ export interface MeshRuntimeOptions {
   telemetry?: TelemetrySink
   /** Epoch milliseconds, for new trace ids (X-Ray ids carry the epoch second). */
   epochNow?: () => number
+  /**
+   * Active health checks of a target (the sidecar runs them, see engine/health-check.ts): an endpoint
+   * it calls unhealthy is skipped by the balancer, as an ejected one is. Asked once per target.
+   */
+  health?: (service: string, target: string) => { isHealthy(endpointId: string): boolean } | undefined
+}
+
+/** One target's endpoints as the balancer sees them now, for /stats. */
+export interface TargetEndpointsView {
+  service: string
+  target: string
+  endpoints: { id: string; ejected: boolean; healthy: boolean }[]
 }
 
 export interface RequestContext {
@@ -335,8 +375,10 @@ export interface MeshRuntime {
   handle(service: string, req: MeshRequest, ctx?: RequestContext): Promise<MeshResponse>
   /** Route by the gateway routes (the edge), then into the chosen service. */
   handleGateway(req: MeshRequest, ctx?: RequestContext): Promise<MeshResponse>
-  /** Replace the endpoints of an HTTP target (DNS discovery). */
+  /** Replace the endpoints of an HTTP target (DNS and Cloud Map discovery). */
   setEndpoints(service: string, target: string, urls: string[]): void
+  /** Every HTTP target's endpoints with their outlier and health-check state. */
+  endpoints(): TargetEndpointsView[]
   /** Requests the pipeline is working on right now (for drain). */
   inFlight(): number
 }

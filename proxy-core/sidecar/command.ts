@@ -112,6 +112,11 @@ function telemetryFromEnv(env: NodeJS.ProcessEnv): Partial<SidecarOptions> {
       ...(env.MESHGATE_CLOUDWATCH_ENDPOINT ? { endpoint: env.MESHGATE_CLOUDWATCH_ENDPOINT } : {}),
     }
   }
+  // A configured endpoint is called as given: no `data-` host prefix (see cloudmap-discovery.ts).
+  const endpointSet =
+    env.AWS_IGNORE_CONFIGURED_ENDPOINT_URLS !== 'true' &&
+    Boolean(env.AWS_ENDPOINT_URL_SERVICEDISCOVERY || env.AWS_ENDPOINT_URL)
+  if (endpointSet) out.cloudMap = { disableHostPrefix: true }
   if (env.MESHGATE_DNS_SERVERS) out.dnsServers = env.MESHGATE_DNS_SERVERS.split(',').map((s) => s.trim())
   return out
 }

@@ -8,7 +8,7 @@ import { loadConfigFile } from '../config/load.ts'
 import { compileMesh } from '../engine/compile.ts'
 import { createMeshRuntime } from '../engine/runtime.ts'
 import type { MeshConfig, MeshRuntime, RequestEvent, TelemetrySink } from '../engine/types.ts'
-import { systemClock, systemRandom } from '../engine/types.ts'
+import { systemClock, systemRandom, systemTimers } from '../engine/types.ts'
 import type { HttpInvokerOptions } from '../invokers/http-invoker.ts'
 import { createHttpInvoker } from '../invokers/http-invoker.ts'
 import { createLambdaInvoker } from '../invokers/lambda-invoker.ts'
@@ -19,8 +19,16 @@ import type { MetricsRegistry } from '../telemetry/metrics.ts'
 import { createMetricsRegistry } from '../telemetry/metrics.ts'
 import { createXRayEmitter } from '../telemetry/xray-emitter.ts'
 import { createAdminHandler } from './admin.ts'
+import type { CloudMapCache, CloudMapClientOptions, CloudMapDiscovery } from './cloudmap-discovery.ts'
+import {
+  cloudMapKey,
+  cloudMapTargets,
+  createSdkDiscover,
+  startCloudMapDiscovery,
+} from './cloudmap-discovery.ts'
 import type { DnsDiscovery } from './dns-discovery.ts'
 import { dnsTargets, startDnsDiscovery } from './dns-discovery.ts'
+import { createHealthChecks, createHttpHealthProbe } from './health-prober.ts'
 import { listenHttp1 } from './http1-server.ts'
 import { createInboundHandler } from './inbound.ts'
 import { parseListenAddress } from './listen-address.ts'
@@ -67,6 +75,8 @@ export interface SidecarOptions {
   cloudWatch?: { namespace: string; dimensions?: Record<string, string>; endpoint?: string; region?: string }
   /** Resolver servers for dns:// targets; default the system's. */
   dnsServers?: string[]
+  /** How the Cloud Map client for cloudmap:// targets is made (loaded only if one exists). */
+  cloudMap?: CloudMapClientOptions
   /** Options for the upstream pools. */
   http?: HttpInvokerOptions
 }
@@ -98,6 +108,7 @@ interface Generation {
   /** The file's bytes, to tell a real change from an editor touching the file. */
   text: string
   dns: DnsDiscovery
+  cloudMap: CloudMapDiscovery
 }
 
 function combineSinks(sinks: TelemetrySink[]): TelemetrySink {
@@ -130,6 +141,16 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     origin: opts.xrayOrigin ?? 'AWS::ECS::Container',
   })
   const dnsCache = new Map<string, string[]>()
+  const cloudMapCache: CloudMapCache = new Map()
+  const discover = createSdkDiscover(opts.cloudMap)
+  const probe = createHttpHealthProbe()
+  const healthChecks = createHealthChecks({
+    clock,
+    timers: systemTimers,
+    probe,
+    onTransition: (t, endpoint, to, state) =>
+      log(notice('health_check', { ...t, endpoint, to, detail: state.lastDetail, checks: state.checks })),
+  })
   let generation: Generation | undefined
   let draining = false
   let reloads = 0
@@ -151,20 +172,46 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
   async function buildGeneration(): Promise<Generation> {
     const text = await readFile(opts.configPath, 'utf8')
     const config = await loadConfigFile(opts.configPath)
-    const runtime = createMeshRuntime(compileMesh(config), { invokers: { http, lambda }, clock, telemetry })
-    const dns = startDnsDiscovery(
-      dnsTargets(config),
-      (t, urls) => runtime.setEndpoints(t.service, t.target, urls),
-      dnsCache,
-      {
-        ...(opts.dnsServers === undefined ? {} : { servers: opts.dnsServers }),
-        onError: (t, err) =>
-          log(
-            notice('dns_error', { service: t.service, target: t.target, host: t.host, error: String(err) }),
-          ),
-      },
-    )
-    return { runtime, text, dns }
+    healthChecks.configure(config)
+    const runtime = createMeshRuntime(compileMesh(config), {
+      invokers: { http, lambda },
+      clock,
+      telemetry,
+      health: healthChecks.lookup,
+    })
+    // Discovered endpoints go to the balancer and to the health checker of their target.
+    const setEndpoints = (t: { service: string; target: string }, urls: string[]) => {
+      runtime.setEndpoints(t.service, t.target, urls)
+      healthChecks.setEndpoints(t.service, t.target, urls)
+    }
+    const cloudMap = startCloudMapDiscovery(cloudMapTargets(config), setEndpoints, cloudMapCache, {
+      discover,
+      onError: (t, err, status) =>
+        log(
+          notice('cloudmap_error', {
+            service: t.service,
+            target: t.target,
+            namespace: t.cloudMap.namespace,
+            cloudMapService: t.cloudMap.service,
+            error: err instanceof Error ? `${err.name}: ${err.message}` : String(err),
+            keptEndpoints: status.endpoints.length,
+          }),
+        ),
+      onRecovered: (t, status) =>
+        log(
+          notice('cloudmap_recovered', {
+            service: t.service,
+            target: t.target,
+            endpoints: status.endpoints.length,
+          }),
+        ),
+    })
+    const dns = startDnsDiscovery(dnsTargets(config), setEndpoints, dnsCache, {
+      ...(opts.dnsServers === undefined ? {} : { servers: opts.dnsServers }),
+      onError: (t, err) =>
+        log(notice('dns_error', { service: t.service, target: t.target, host: t.host, error: String(err) })),
+    })
+    return { runtime, text, dns, cloudMap }
   }
 
   function install(next: Generation): void {
@@ -172,6 +219,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     generation = next
     tracing.configure(next.runtime.config.tracing.sampling)
     prev?.dns.stop()
+    prev?.cloudMap.stop()
   }
 
   install(await buildGeneration())
@@ -242,6 +290,9 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
           },
           connections: { outbound: outbound.connections(), inbound: inbound?.connections() ?? 0 },
           upstreamPools: http.stats(),
+          endpoints: current().endpoints(),
+          healthChecks: healthChecks.snapshot(),
+          cloudMap: cloudMapTargets(current().config).map((t) => cloudMapCache.get(cloudMapKey(t))),
           xray: emitter?.stats(),
           cloudWatch: cloudWatch?.stats(),
         }),
@@ -252,6 +303,10 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
   } catch (err) {
     await closeAll()
     generation?.dns.stop()
+    generation?.cloudMap.stop()
+    healthChecks.stop()
+    probe.close()
+    discover.close()
     await cloudWatch?.stop()
     await http.close()
     emitter?.close()
@@ -315,6 +370,10 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
         drainPromise ??= drain()
         await drainPromise
         generation?.dns.stop()
+        generation?.cloudMap.stop()
+        healthChecks.stop()
+        probe.close()
+        discover.close()
         if (cloudWatch !== undefined) {
           await cloudWatch.flush()
           await cloudWatch.stop()

@@ -93,7 +93,7 @@ describe('loadConfig', () => {
     const json =
       '{\n  "version": 1,\n  "mesh": "m",\n  "services": { "a": { "targets": { "v1": { "http": 5 } } } }\n}'
     expect(await problemsOf(json, 'mesh.json')).toEqual([
-      '4:53 services.a.targets.v1.http: expected an origin like http://host:port, dns://host:port, or a list of them, got 5',
+      '4:53 services.a.targets.v1.http: expected an origin like http://host:port, dns://host:port, cloudmap://NAMESPACE/SERVICE, or a list of origins, got 5',
     ])
     const broken = await problemsOf('version: 1\nmesh: [unclosed\n')
     expect(broken[0]).toMatch(/^\d+:\d+ \(root\): syntax: /)
