@@ -228,6 +228,9 @@ export function startCloudMapDiscovery(
 /** What the SDK client is made with; see docs/sidecar.md#cloud-map. */
 export interface CloudMapClientOptions {
   region?: string
+  /** In-process callers (tests, embedders); the sidecar command leaves it to the SDK's own variables. */
+  endpoint?: string
+  credentials?: { accessKeyId: string; secretAccessKey: string }
   /**
    * DiscoverInstances goes to `data-servicediscovery.REGION.amazonaws.com`: the SDK puts `data-` in
    * front of the endpoint's host. A custom endpoint (AWS_ENDPOINT_URL_SERVICEDISCOVERY, a local
@@ -247,6 +250,8 @@ export function createSdkDiscover(options: CloudMapClientOptions = {}): Discover
     client ??= import('@aws-sdk/client-servicediscovery').then((sdk) => {
       const c = new sdk.ServiceDiscoveryClient({
         ...(options.region === undefined ? {} : { region: options.region }),
+        ...(options.endpoint === undefined ? {} : { endpoint: options.endpoint }),
+        ...(options.credentials === undefined ? {} : { credentials: options.credentials }),
         ...(options.disableHostPrefix === true ? { disableHostPrefix: true } : {}),
       })
       return {
