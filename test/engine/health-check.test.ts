@@ -3,6 +3,8 @@
 
 import { describe, expect, it } from 'vitest'
 import { DEFAULT_HEALTH_CHECK } from '../../proxy-core/config/defaults.ts'
+import { loadConfigText } from '../../proxy-core/config/load.ts'
+import { compileMesh } from '../../proxy-core/engine/compile.ts'
 import {
   createHealthChecker,
   type HealthTransition,
@@ -10,8 +12,11 @@ import {
   type ProbeResult,
   recordProbe,
 } from '../../proxy-core/engine/health-check.ts'
+import { createMemoryInvoker } from '../../proxy-core/engine/memory-invoker.ts'
+import { createMeshRuntime } from '../../proxy-core/engine/runtime.ts'
 import type { CancelSignal, HealthCheckConfig } from '../../proxy-core/engine/types.ts'
-import { createManualClock } from '../helpers/manual-clock.ts'
+import { createManualClock, seededRandom } from '../helpers/manual-clock.ts'
+import { get, ok } from '../helpers/mesh.ts'
 
 const CHECK: HealthCheckConfig = {
   ...DEFAULT_HEALTH_CHECK,
@@ -201,5 +206,83 @@ describe('createHealthChecker', () => {
     await clock.advance(20_000)
     expect(script.calls.length).toBe(before)
     expect(clock.pending()).toBe(0)
+  })
+})
+
+describe('health checks in the runtime', () => {
+  it('keeps an endpoint out of the balancer while either its health check or outlier detection says so', async () => {
+    const config = await loadConfigText(
+      JSON.stringify({
+        version: 1,
+        mesh: 'm',
+        services: {
+          web: {
+            targets: { v1: { http: ['http://a:1', 'http://b:1'], healthCheck: { path: '/health' } } },
+            routes: [{ name: 'default', to: 'v1', retries: { attempts: 0 } }],
+            outlierDetection: { consecutive5xx: 1, maxEjectionPercent: 50 },
+          },
+        },
+      }),
+      'mesh.json',
+    )
+    const target = config.services.web!.targets.v1!
+    if (target.kind !== 'http' || target.healthCheck === undefined) throw new Error('no health check')
+    const clock = createManualClock(0)
+    const script = scriptedProbe()
+    const checker = createHealthChecker(target.healthCheck, {
+      clock,
+      timers: clock,
+      probe: script.probe(clock.now),
+    })
+    checker.setEndpoints(target.endpoints)
+    let failA = false
+    const invoker = createMemoryInvoker((_req, endpoint) =>
+      failA && endpoint.id === 'http://a:1' ? ok('no', 500) : ok(endpoint.id),
+    )
+    const runtime = createMeshRuntime(compileMesh(config), {
+      invokers: { http: invoker, lambda: invoker },
+      clock,
+      timers: clock,
+      random: seededRandom(7),
+      health: (service, name) => (service === 'web' && name === 'v1' ? checker : undefined),
+    })
+    const hits = async (n: number) => {
+      const seen: Record<string, number> = {}
+      for (let i = 0; i < n; i++) {
+        const r = await runtime.handle('web', get('/'))
+        seen[String(r.body)] = (seen[String(r.body)] ?? 0) + 1
+      }
+      return seen
+    }
+    await clock.settle()
+    expect(await hits(4)).toEqual({ 'http://a:1': 2, 'http://b:1': 2 })
+
+    // b fails its health check twice (5 s apart): out.
+    script.answers.set('http://b:1', 'fail')
+    await clock.advance(10_000)
+    expect(runtime.endpoints()).toEqual([
+      {
+        service: 'web',
+        target: 'v1',
+        endpoints: [
+          { id: 'http://a:1', ejected: false, healthy: true },
+          { id: 'http://b:1', ejected: false, healthy: false },
+        ],
+      },
+    ])
+    expect(await hits(4)).toEqual({ 'http://a:1': 4 })
+
+    // b passes again; a is ejected by outlier detection after one 500: b takes everything.
+    script.answers.set('http://b:1', 'pass')
+    await clock.advance(10_000)
+    failA = true
+    // Round robin: one of the next two tries is a.
+    await hits(2)
+    expect(runtime.endpoints()[0]!.endpoints).toEqual([
+      { id: 'http://a:1', ejected: true, healthy: true },
+      { id: 'http://b:1', ejected: false, healthy: true },
+    ])
+    expect(await hits(4)).toEqual({ 'http://b:1': 4 })
+    checker.stop()
   })
 })
