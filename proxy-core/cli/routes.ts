@@ -68,7 +68,7 @@ export function renderRoutes(config: MeshConfig, style: Style, only?: string): s
     const targets = Object.values(svc.targets)
       .map(
         (t) =>
-          `${t.name}=${t.kind === 'lambda' ? `λ ${t.functionName}${t.qualifier ? `:${t.qualifier}` : ''}` : t.dns ? `dns://${t.dns.host}:${t.dns.port}` : t.endpoints.join(',')}`,
+          `${t.name}=${t.kind === 'lambda' ? `λ ${t.functionName}${t.qualifier ? `:${t.qualifier}` : ''}` : t.dns ? `dns://${t.dns.host}:${t.dns.port}` : t.cloudMap ? `cloudmap://${t.cloudMap.namespace}/${t.cloudMap.service}` : t.endpoints.join(',')}`,
       )
       .join('  ')
     const rows = svc.routes.map((r, i) => [

@@ -56,7 +56,12 @@ export function planDev(config: MeshConfig): DevPlan {
         lambdas.push({ service: svc.name, target: t.name, functionName: t.functionName })
         continue
       }
-      const endpoints = t.dns ? [`dns://${t.dns.host}:${t.dns.port}`] : t.endpoints
+      // A discovered target (dns://, cloudmap://) runs as one local instance.
+      const endpoints = t.dns
+        ? [`dns://${t.dns.host}:${t.dns.port}`]
+        : t.cloudMap
+          ? [`cloudmap://${t.cloudMap.namespace}/${t.cloudMap.service}`]
+          : t.endpoints
       endpoints.forEach((endpoint, i) => {
         const base = endpoints.length === 1 ? `${svc.name}-${t.name}` : `${svc.name}-${t.name}-${i + 1}`
         instances.push({
@@ -91,6 +96,8 @@ export function deriveDoc(raw: RawDoc, plan: DevPlan, urlOf: (instanceId: string
       if (mine.length === 0) continue
       const urls = mine.map((i) => urlOf(i.id))
       target.http = urls.length === 1 ? urls[0] : urls
+      // Local URLs are static: the Cloud Map refresh would be refused on them.
+      delete target.cloudMapRefresh
     }
   }
   doc.accessLog = true
