@@ -247,7 +247,9 @@ export interface CloudMapClientOptions {
 export function createSdkDiscover(options: CloudMapClientOptions = {}): Discover & { close(): void } {
   let client: Promise<{ send: Discover; destroy(): void }> | undefined
   const load = () => {
-    client ??= import('@aws-sdk/client-servicediscovery').then((sdk) => {
+    client ??= import('@aws-sdk/client-servicediscovery').then((mod) => {
+      // Bundled as a lazily loaded chunk, the CommonJS build arrives as the default export.
+      const sdk = typeof mod.ServiceDiscoveryClient === 'function' ? mod : mod.default
       const c = new sdk.ServiceDiscoveryClient({
         ...(options.region === undefined ? {} : { region: options.region }),
         ...(options.endpoint === undefined ? {} : { endpoint: options.endpoint }),

@@ -1,4 +1,5 @@
-// A real sidecar process with a cloudmap:// target, its Cloud Map client pointed at the local endpoint
+// A real sidecar process (the bundle the image ships: the SDK arrives there as a lazily loaded chunk)
+// with a cloudmap:// target, its Cloud Map client pointed at the local endpoint
 // through the SDK's own AWS_ENDPOINT_URL_SERVICEDISCOVERY, under load the whole time: instances
 // appear, leave (and their servers stop), turn unhealthy (and stop) and come back, and the API fails
 // for a while. Every step waits for refreshes counted on /stats, never for a span of time, and not one
@@ -8,7 +9,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { CloudMapTargetStatus } from '../../proxy-core/sidecar/cloudmap-discovery.ts'
 import { type CloudMapEndpoint, INTERNAL, startCloudMapEndpoint } from '../helpers/cloudmap-endpoint.ts'
-import { meshDir, type SidecarProcess, startSidecarProcess } from '../helpers/sidecar-process.ts'
+import {
+  meshDir,
+  removeSidecarBundle,
+  type SidecarProcess,
+  startSidecarProcess,
+} from '../helpers/sidecar-process.ts'
 import { startUpstream, type Upstream } from '../helpers/upstream.ts'
 import { type LoadResult, load, send } from './client.ts'
 
@@ -30,6 +36,7 @@ describe('cloudmap:// targets in the sidecar', () => {
     await Promise.all([...upstreams.values()].map((u) => u.close()))
     await cloudMap?.close()
     files.remove()
+    await removeSidecarBundle()
   })
 
   const up = (name: string) => upstreams.get(name)!
@@ -87,6 +94,7 @@ describe('cloudmap:// targets in the sidecar', () => {
     sidecar = await startSidecarProcess({
       configPath,
       service: 'client',
+      entry: 'bundle',
       env: {
         AWS_ENDPOINT_URL_SERVICEDISCOVERY: cloudMap.url,
         AWS_REGION: 'us-east-1',

@@ -150,6 +150,8 @@ describe('active health checks in the sidecar', () => {
       { id: a.url, ejected: false, healthy: true },
       { id: b.url, ejected: false, healthy: false },
     ])
+    const notice = JSON.parse(await sidecar.waitForLine(/"type":"health_check".*"to":"unhealthy"/))
+    expect(notice).toMatchObject({ service: 'web', target: 'v1', endpoint: b.url, detail: '503' })
     // Out of the balancer: all traffic to a, none to b, though b's traffic path still works.
     const bTraffic = b.traffic
     expect(await spread(20)).toEqual({ a: 20 })
