@@ -113,7 +113,7 @@ export interface HealthChecks {
 }
 
 export function createHealthChecks(opts: HealthChecksOptions): HealthChecks {
-  // service/target → the checker and the check it runs (a changed check starts over).
+  // service/target → the checker and what it was made for.
   const running = new Map<string, { checker: HealthChecker; key: string }>()
   const id = (service: string, target: string) => `${service}/${target}`
 
@@ -124,7 +124,9 @@ export function createHealthChecks(opts: HealthChecksOptions): HealthChecks {
         for (const t of Object.values(svc.targets)) {
           if (t.kind !== 'http' || t.healthCheck === undefined) continue
           const name = id(svc.name, t.name)
-          const key = JSON.stringify(t.healthCheck)
+          // A changed check, or endpoints now from another source, start over.
+          const source = t.dns !== undefined ? 'dns' : t.cloudMap !== undefined ? 'cloudmap' : 'static'
+          const key = JSON.stringify([t.healthCheck, source])
           wanted.add(name)
           let entry = running.get(name)
           if (entry !== undefined && entry.key !== key) {
