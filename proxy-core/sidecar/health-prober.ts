@@ -4,8 +4,8 @@
 // keeps checkers alive across config reloads, so a reload neither forgets that an endpoint is down
 // nor probes it twice.
 
-import { Agent as HttpAgent, request as httpRequest } from 'node:http'
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https'
+import { request as httpRequest } from 'node:http'
+import { request as httpsRequest } from 'node:https'
 import {
   createHealthChecker,
   type EndpointHealth,
@@ -25,15 +25,13 @@ function passes(status: number): boolean {
 
 /**
  * `GET {path}` against the endpoint (or the check's own port), with `Host` set to the endpoint's
- * authority. The body is read and dropped as it arrives, never held. One kept-alive connection per
- * endpoint: probes of one endpoint never overlap (see health-check.ts), and a connection per probe
- * would churn ports at a few hundred endpoints.
+ * authority. The body is read and dropped as it arrives, never held. Each probe opens its own
+ * connection and asks the server to close it: a kept-alive connection reused every 5 s would race
+ * servers that close idle connections after 5 s (node's default `keepAliveTimeout`), and a lost race
+ * reads as a failed check of a healthy endpoint.
  */
 export function createHttpHealthProbe(): HealthProbe & { close(): void } {
-  const agents = {
-    http: new HttpAgent({ keepAlive: true, maxSockets: 1 }),
-    https: new HttpsAgent({ keepAlive: true, maxSockets: 1 }),
-  }
+  const inFlight = new Set<{ destroy(err?: Error): void }>()
   const probe = (endpointId: string, check: HealthCheckConfig, signal: CancelSignal) =>
     new Promise<{ passed: boolean; detail: string }>((resolve, reject) => {
       let url: URL
@@ -52,8 +50,8 @@ export function createHttpHealthProbe(): HealthProbe & { close(): void } {
           port: url.port,
           path: `${url.pathname}${url.search}`,
           method: 'GET',
-          headers: { host: url.host, 'user-agent': USER_AGENT, accept: '*/*' },
-          agent: secure ? agents.https : agents.http,
+          headers: { host: url.host, 'user-agent': USER_AGENT, accept: '*/*', connection: 'close' },
+          agent: false,
         },
         (res) => {
           const status = res.statusCode ?? 0
@@ -65,16 +63,20 @@ export function createHttpHealthProbe(): HealthProbe & { close(): void } {
       )
       const onAbort = () => req.destroy(new Error('health check cancelled'))
       signal.addEventListener('abort', onAbort)
-      req.on('close', () => signal.removeEventListener('abort', onAbort))
+      inFlight.add(req)
+      req.on('close', () => {
+        inFlight.delete(req)
+        signal.removeEventListener('abort', onAbort)
+      })
       req.on('error', (err: NodeJS.ErrnoException) =>
         reject(new Error(err.code === undefined ? err.message : `${err.code} ${err.message}`)),
       )
       req.end()
     })
   return Object.assign(probe, {
+    /** Ends the probes still in flight (the checkers are stopped first). */
     close() {
-      agents.http.destroy()
-      agents.https.destroy()
+      for (const req of inFlight) req.destroy(new Error('health checks stopped'))
     },
   })
 }
