@@ -26,6 +26,7 @@ import {
   type CancelSignal,
   type Clock,
   type Endpoint,
+  type EndpointHealthView,
   type FailureKind,
   FailureKinds,
   type HeaderMap,
@@ -57,7 +58,7 @@ interface TargetState {
   /** `outlier.isEjected`, bound once: the balancer calls it on every pick. */
   readonly isEjected: (id: string) => boolean
   readonly breaker: CircuitBreaker
-  readonly health: { isHealthy(id: string): boolean } | undefined
+  readonly health: EndpointHealthView | undefined
 }
 
 interface ServiceState {
@@ -628,6 +629,7 @@ export function createMeshRuntime(mesh: CompiledMesh, options: MeshRuntimeOption
     const next = new Set(urls)
     for (const e of state.endpoints) if (!next.has(e.id)) state.outlier.forget(e.id)
     state.endpoints = targetEndpoints(state.config, urls)
+    state.health?.setEndpoints?.(urls)
   }
 
   function endpoints(): TargetEndpointsView[] {

@@ -348,7 +348,13 @@ export interface MeshRuntimeOptions {
    * Active health checks of a target (the sidecar runs them, see engine/health-check.ts): an endpoint
    * it calls unhealthy is skipped by the balancer, as an ejected one is. Asked once per target.
    */
-  health?: (service: string, target: string) => { isHealthy(endpointId: string): boolean } | undefined
+  health?: (service: string, target: string) => EndpointHealthView | undefined
+}
+
+/** What the runtime asks of a target's health checks, and tells them when discovery moves endpoints. */
+export interface EndpointHealthView {
+  isHealthy(endpointId: string): boolean
+  setEndpoints?(endpointIds: readonly string[]): void
 }
 
 /** One target's endpoints as the balancer sees them now, for /stats. */

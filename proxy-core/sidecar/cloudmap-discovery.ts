@@ -9,7 +9,7 @@
 //   instead of going on to endpoints Cloud Map no longer lists.
 // - The SDK client is loaded only when a config has a cloudmap:// target, and made once per process.
 
-import type { CloudMapTargetConfig, MeshConfig } from '../engine/types.ts'
+import type { CloudMapTargetConfig, MeshConfig, MeshRuntime } from '../engine/types.ts'
 
 export interface CloudMapTarget {
   service: string
@@ -225,7 +225,50 @@ export function startCloudMapDiscovery(
   }
 }
 
-/** What the SDK client is made with; see docs/sidecar.md#cloud-map. */
+/**
+ * The sidecar's wiring for one config: discovery of its cloudmap:// targets into `runtime`, with a
+ * notice line (`cloudmap_error`, `cloudmap_recovered`) through `note`.
+ */
+export function startCloudMapForConfig(
+  config: MeshConfig,
+  runtime: Pick<MeshRuntime, 'setEndpoints'>,
+  cache: CloudMapCache,
+  discover: Discover,
+  note: (type: string, fields: Record<string, unknown>) => void,
+): CloudMapDiscovery {
+  const labels = (t: CloudMapTarget) => ({
+    service: t.service,
+    target: t.target,
+    namespace: t.cloudMap.namespace,
+    cloudMapService: t.cloudMap.service,
+  })
+  return startCloudMapDiscovery(
+    cloudMapTargets(config),
+    (t, urls) => runtime.setEndpoints(t.service, t.target, urls),
+    cache,
+    {
+      discover,
+      onError: (t, err, status) =>
+        note('cloudmap_error', {
+          ...labels(t),
+          error: err instanceof Error ? `${err.name}: ${err.message}` : String(err),
+          keptEndpoints: status.endpoints.length,
+        }),
+      onRecovered: (t, status) =>
+        note('cloudmap_recovered', { ...labels(t), endpoints: status.endpoints.length }),
+    },
+  )
+}
+
+/** Each cloudmap:// target's status in `config`, for /stats. */
+export function cloudMapStatus(
+  config: MeshConfig,
+  cache: CloudMapCache,
+): (CloudMapTargetStatus | undefined)[] {
+  return cloudMapTargets(config).map((t) => cache.get(cloudMapKey(t)))
+}
+
+/** What the SDK client is made with; see docs/config.md#cloud-map-targets. */
 export interface CloudMapClientOptions {
   region?: string
   /** In-process callers (tests, embedders); the sidecar command leaves it to the SDK's own variables. */

@@ -84,7 +84,8 @@ export function createHttpHealthProbe(): HealthProbe & { close(): void } {
 export interface HealthChecksOptions {
   clock: Clock
   timers: Timers
-  probe: HealthProbe
+  /** Default: `createHttpHealthProbe()`, closed by `stop()`. */
+  probe?: HealthProbe
   onTransition?: (
     t: { service: string; target: string },
     endpointId: string,
@@ -104,12 +105,12 @@ export interface HealthCheckView {
 export interface HealthChecks {
   /**
    * Makes the checkers `config` needs (keeping those of an earlier config whose target and check did
-   * not change) and stops the rest. Static endpoints are set here; discovered ones via `setEndpoints`.
+   * not change) and stops the rest. Static endpoints are set here; discovered ones come through the
+   * runtime's `setEndpoints`.
    */
   configure(config: MeshConfig): void
-  /** The checker of a target, for the runtime's `health` option. */
+  /** The checker of a target, for the runtime's `health` option (which also gives it discovered endpoints). */
   lookup(service: string, target: string): HealthChecker | undefined
-  setEndpoints(service: string, target: string, urls: readonly string[]): void
   snapshot(): HealthCheckView[]
   stop(): void
 }
@@ -117,6 +118,8 @@ export interface HealthChecks {
 export function createHealthChecks(opts: HealthChecksOptions): HealthChecks {
   // service/target → the checker and what it was made for.
   const running = new Map<string, { checker: HealthChecker; key: string }>()
+  const own = opts.probe === undefined ? createHttpHealthProbe() : undefined
+  const probe = opts.probe ?? own!
   const id = (service: string, target: string) => `${service}/${target}`
 
   return {
@@ -140,7 +143,7 @@ export function createHealthChecks(opts: HealthChecksOptions): HealthChecks {
             const checker = createHealthChecker(t.healthCheck, {
               clock: opts.clock,
               timers: opts.timers,
-              probe: opts.probe,
+              probe,
               onTransition: (endpoint, to, state) => opts.onTransition?.(labels, endpoint, to, state),
             })
             entry = { checker, key }
@@ -156,9 +159,6 @@ export function createHealthChecks(opts: HealthChecksOptions): HealthChecks {
       }
     },
     lookup: (service, target) => running.get(id(service, target))?.checker,
-    setEndpoints(service, target, urls) {
-      running.get(id(service, target))?.checker.setEndpoints(urls)
-    },
     snapshot() {
       return [...running].map(([name, { checker }]) => {
         const slash = name.indexOf('/')
@@ -174,6 +174,7 @@ export function createHealthChecks(opts: HealthChecksOptions): HealthChecks {
     stop() {
       for (const { checker } of running.values()) checker.stop()
       running.clear()
+      own?.close()
     },
   }
 }

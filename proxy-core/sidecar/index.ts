@@ -20,15 +20,10 @@ import { createMetricsRegistry } from '../telemetry/metrics.ts'
 import { createXRayEmitter } from '../telemetry/xray-emitter.ts'
 import { createAdminHandler } from './admin.ts'
 import type { CloudMapCache, CloudMapClientOptions, CloudMapDiscovery } from './cloudmap-discovery.ts'
-import {
-  cloudMapKey,
-  cloudMapTargets,
-  createSdkDiscover,
-  startCloudMapDiscovery,
-} from './cloudmap-discovery.ts'
+import { cloudMapStatus, createSdkDiscover, startCloudMapForConfig } from './cloudmap-discovery.ts'
 import type { DnsDiscovery } from './dns-discovery.ts'
 import { dnsTargets, startDnsDiscovery } from './dns-discovery.ts'
-import { createHealthChecks, createHttpHealthProbe } from './health-prober.ts'
+import { createHealthChecks } from './health-prober.ts'
 import { listenHttp1 } from './http1-server.ts'
 import { createInboundHandler } from './inbound.ts'
 import { parseListenAddress } from './listen-address.ts'
@@ -143,11 +138,9 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
   const dnsCache = new Map<string, string[]>()
   const cloudMapCache: CloudMapCache = new Map()
   const discover = createSdkDiscover(opts.cloudMap)
-  const probe = createHttpHealthProbe()
   const healthChecks = createHealthChecks({
     clock,
     timers: systemTimers,
-    probe,
     onTransition: (t, endpoint, to, state) =>
       log(notice('health_check', { ...t, endpoint, to, detail: state.lastDetail, checks: state.checks })),
   })
@@ -179,38 +172,21 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
       telemetry,
       health: healthChecks.lookup,
     })
-    // Discovered endpoints go to the balancer and to the health checker of their target.
-    const setEndpoints = (t: { service: string; target: string }, urls: string[]) => {
-      runtime.setEndpoints(t.service, t.target, urls)
-      healthChecks.setEndpoints(t.service, t.target, urls)
-    }
-    const cloudMap = startCloudMapDiscovery(cloudMapTargets(config), setEndpoints, cloudMapCache, {
-      discover,
-      onError: (t, err, status) =>
-        log(
-          notice('cloudmap_error', {
-            service: t.service,
-            target: t.target,
-            namespace: t.cloudMap.namespace,
-            cloudMapService: t.cloudMap.service,
-            error: err instanceof Error ? `${err.name}: ${err.message}` : String(err),
-            keptEndpoints: status.endpoints.length,
-          }),
-        ),
-      onRecovered: (t, status) =>
-        log(
-          notice('cloudmap_recovered', {
-            service: t.service,
-            target: t.target,
-            endpoints: status.endpoints.length,
-          }),
-        ),
-    })
-    const dns = startDnsDiscovery(dnsTargets(config), setEndpoints, dnsCache, {
-      ...(opts.dnsServers === undefined ? {} : { servers: opts.dnsServers }),
-      onError: (t, err) =>
-        log(notice('dns_error', { service: t.service, target: t.target, host: t.host, error: String(err) })),
-    })
+    const cloudMap = startCloudMapForConfig(config, runtime, cloudMapCache, discover, (type, fields) =>
+      log(notice(type, fields)),
+    )
+    const dns = startDnsDiscovery(
+      dnsTargets(config),
+      (t, urls) => runtime.setEndpoints(t.service, t.target, urls),
+      dnsCache,
+      {
+        ...(opts.dnsServers === undefined ? {} : { servers: opts.dnsServers }),
+        onError: (t, err) =>
+          log(
+            notice('dns_error', { service: t.service, target: t.target, host: t.host, error: String(err) }),
+          ),
+      },
+    )
     return { runtime, text, dns, cloudMap }
   }
 
@@ -292,7 +268,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
           upstreamPools: http.stats(),
           endpoints: current().endpoints(),
           healthChecks: healthChecks.snapshot(),
-          cloudMap: cloudMapTargets(current().config).map((t) => cloudMapCache.get(cloudMapKey(t))),
+          cloudMap: cloudMapStatus(current().config, cloudMapCache),
           xray: emitter?.stats(),
           cloudWatch: cloudWatch?.stats(),
         }),
@@ -305,7 +281,6 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     generation?.dns.stop()
     generation?.cloudMap.stop()
     healthChecks.stop()
-    probe.close()
     discover.close()
     await cloudWatch?.stop()
     await http.close()
@@ -372,7 +347,6 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
         generation?.dns.stop()
         generation?.cloudMap.stop()
         healthChecks.stop()
-        probe.close()
         discover.close()
         if (cloudWatch !== undefined) {
           await cloudWatch.flush()

@@ -285,4 +285,47 @@ describe('health checks in the runtime', () => {
     expect(await hits(4)).toEqual({ 'http://b:1': 4 })
     checker.stop()
   })
+
+  it('hands endpoints that discovery set to the target health checks', async () => {
+    const config = await loadConfigText(
+      JSON.stringify({
+        version: 1,
+        mesh: 'm',
+        services: {
+          web: {
+            targets: { v1: { http: 'cloudmap://shop.local/web', healthCheck: {} } },
+            routes: [{ name: 'default', to: 'v1', retries: { attempts: 0 } }],
+          },
+        },
+      }),
+      'mesh.json',
+    )
+    const target = config.services.web!.targets.v1!
+    if (target.kind !== 'http' || target.healthCheck === undefined) throw new Error('no health check')
+    const clock = createManualClock(0)
+    const script = scriptedProbe()
+    const checker = createHealthChecker(target.healthCheck, {
+      clock,
+      timers: clock,
+      probe: script.probe(clock.now),
+    })
+    const invoker = createMemoryInvoker((_req, endpoint) => ok(endpoint.id))
+    const runtime = createMeshRuntime(compileMesh(config), {
+      invokers: { http: invoker, lambda: invoker },
+      clock,
+      timers: clock,
+      health: () => checker,
+    })
+    runtime.setEndpoints('web', 'v1', ['http://10.0.0.1:1', 'http://10.0.0.2:1'])
+    await clock.settle()
+    expect(checker.snapshot().map((e) => e.endpoint)).toEqual(['http://10.0.0.1:1', 'http://10.0.0.2:1'])
+    expect(script.calls.map((c) => c.id).sort()).toEqual(['http://10.0.0.1:1', 'http://10.0.0.2:1'])
+    runtime.setEndpoints('web', 'v1', [])
+    expect(checker.snapshot()).toEqual([])
+    // No endpoints: the mesh answers itself.
+    const res = await runtime.handle('web', get('/'))
+    expect(res.status).toBe(503)
+    expect(res.headers['x-meshgate-error']).toBe('upstream_unavailable')
+    checker.stop()
+  })
 })
