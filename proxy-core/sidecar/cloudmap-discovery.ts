@@ -281,7 +281,16 @@ export interface CloudMapClientOptions {
    * prefix off when one is set (`disableHostPrefix`, the SDK's client option for exactly this).
    */
   disableHostPrefix?: boolean
+  /** Longest wait for one DiscoverInstances call, SDK retries included, in ms. Default 10 s. */
+  timeoutMs?: number
 }
+
+/**
+ * 10 s: the SDK sets no request timeout of its own, and a call that never returns would stop the
+ * refreshes of its target for good. Well inside the 30 s refresh; the SDK's standard retries (3
+ * attempts, backoff of a few hundred ms) fit in it.
+ */
+export const DISCOVER_TIMEOUT_MS = 10_000
 
 /**
  * DiscoverInstances through the real `@aws-sdk/client-servicediscovery`, imported on first use: a
@@ -300,7 +309,11 @@ export function createSdkDiscover(options: CloudMapClientOptions = {}): Discover
         ...(options.disableHostPrefix === true ? { disableHostPrefix: true } : {}),
       })
       return {
-        send: async (input) => (await c.send(new sdk.DiscoverInstancesCommand(input))).Instances ?? [],
+        send: async (input) => {
+          const abortSignal = AbortSignal.timeout(options.timeoutMs ?? DISCOVER_TIMEOUT_MS)
+          const out = await c.send(new sdk.DiscoverInstancesCommand(input), { abortSignal })
+          return out.Instances ?? []
+        },
         destroy: () => c.destroy(),
       }
     })

@@ -55,6 +55,8 @@ export interface CloudMapEndpoint {
   readonly calls: DiscoverCall[]
   /** While set, every call is answered with this error. */
   failWith(error: CloudMapError | undefined): void
+  /** While true, calls are read and never answered (a stuck control plane). */
+  hang(on: boolean): void
   close(): Promise<void>
 }
 
@@ -76,6 +78,7 @@ export async function startCloudMapEndpoint(): Promise<CloudMapEndpoint> {
   const namespaces = new Map<string, Map<string, Service>>()
   const calls: DiscoverCall[] = []
   let failure: CloudMapError | undefined
+  let hanging = false
 
   const serviceOf = (namespace: string, service: string, create: boolean): Service | undefined => {
     let ns = namespaces.get(namespace)
@@ -178,6 +181,10 @@ export async function startCloudMapEndpoint(): Promise<CloudMapEndpoint> {
         reply(400, { __type: 'SerializationException', message: 'bad JSON' })
         return
       }
+      if (hanging) {
+        calls.push({ headers: req.headers, body, status: 0 })
+        return
+      }
       const op = target.slice(CLOUDMAP_TARGET_PREFIX.length)
       if (op !== 'DiscoverInstances') {
         reply(400, { __type: 'UnknownOperationException', message: `not served here: ${op}` })
@@ -220,6 +227,9 @@ export async function startCloudMapEndpoint(): Promise<CloudMapEndpoint> {
     calls,
     failWith(error) {
       failure = error
+    },
+    hang(on) {
+      hanging = on
     },
     close: () =>
       new Promise<void>((resolve) => {

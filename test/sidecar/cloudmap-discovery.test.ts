@@ -214,6 +214,35 @@ describe('cloud map discovery', () => {
     expect(c.applied).toEqual([['http://127.0.0.1:4001']])
   })
 
+  it('gives up on a call that never returns, keeping the set, and goes on refreshing', async () => {
+    endpoint.register(ns, 'web', 'i-1', ip('127.0.0.1', 6001))
+    const quick = createSdkDiscover({
+      endpoint: endpoint.url,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'secret' },
+      disableHostPrefix: true,
+      timeoutMs: 200,
+    })
+    const c = collect()
+    const cache: CloudMapCache = new Map()
+    const d = startCloudMapDiscovery([target(`cloudmap://${ns}/web`)], c.apply, cache, {
+      discover: quick,
+      onError: c.onError,
+    })
+    await d.refresh()
+    endpoint.hang(true)
+    await d.refresh()
+    endpoint.hang(false)
+    const status = [...cache.values()][0]!
+    expect(status).toMatchObject({ stale: true, failures: 1, endpoints: ['http://127.0.0.1:6001'] })
+    expect(String(c.errors[0])).toMatch(/abort/i)
+    endpoint.register(ns, 'web', 'i-2', ip('127.0.0.1', 6002))
+    await d.refresh()
+    d.stop()
+    quick.close()
+    expect(c.applied.at(-1)).toEqual(['http://127.0.0.1:6001', 'http://127.0.0.1:6002'])
+  })
+
   it('refreshes on its interval, jittered, and stops when told', async () => {
     endpoint.register(ns, 'web', 'i-1', ip('127.0.0.1', 5001))
     const cache: CloudMapCache = new Map()
