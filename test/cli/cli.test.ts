@@ -31,7 +31,7 @@ describe('meshgate CLI', () => {
     expect(r.code).toBe(1)
     const lines = r.stderr.trim().split('\n')
     expect(lines).toEqual([
-      `${file}:5:28: services.a.targets.v1.http: expected an origin like http://host:port, or dns://host:port, got "nope"`,
+      `${file}:5:28: services.a.targets.v1.http: expected an origin like http://host:port, dns://host:port, or cloudmap://NAMESPACE/SERVICE, got "nope"`,
       `${file}:7:13: services.a.routes[0].to: unknown target "v2" (service a has v1)`,
       `${file}:8:18: services.a.routes[0].timeout: expected a duration like 250ms, 2s or 1m, got 3`,
       `3 problems in ${file}`,
