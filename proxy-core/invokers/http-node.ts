@@ -13,8 +13,8 @@ import type {
   MeshResponse,
 } from '../engine/types.ts'
 import { FailureKinds, UpstreamFailure } from '../engine/types.ts'
-import { connectionTokens, dropHeader } from './hop-by-hop.ts'
-import { CONNECT_ERROR_CODES } from './net-errors.ts'
+import { connectionTokens, dropHeader } from '../http/header-policy.ts'
+import { CONNECT_ERROR_CODES } from '../http/upstream-failure.ts'
 
 export interface NodeHttpInvokerOptions {
   /** Idle keep-alive sockets are closed after this many ms. 5000: Node's own global agent default. */

@@ -14,8 +14,8 @@ import type {
   MeshResponse,
 } from '../engine/types.ts'
 import { FailureKinds, UpstreamFailure } from '../engine/types.ts'
-import { connectionTokens, dropHeader, keepTe } from './hop-by-hop.ts'
-import { CONNECT_ERROR_CODES } from './net-errors.ts'
+import { connectionTokens, dropHeader, keepTe } from '../http/header-policy.ts'
+import { CONNECT_ERROR_CODES } from '../http/upstream-failure.ts'
 
 export interface UndiciInvokerOptions {
   /** Connections per origin; null: no limit (the circuit breaker bounds concurrency). */

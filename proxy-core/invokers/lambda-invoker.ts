@@ -9,8 +9,8 @@ import type { InvokeCommandOutput, LambdaClient } from '@aws-sdk/client-lambda'
 import { toAbortSignal } from '../engine/cancel.ts'
 import type { AttemptRequest, CancelSignal, Endpoint, Invoker, MeshResponse } from '../engine/types.ts'
 import { FailureKinds, UpstreamFailure } from '../engine/types.ts'
+import { CONNECT_ERROR_CODES, RESET_ERROR_CODES } from '../http/upstream-failure.ts'
 import { collectBody, fromLambdaResult, toHttpApiV2Event } from '../lambda/events.ts'
-import { CONNECT_ERROR_CODES, RESET_ERROR_CODES } from './net-errors.ts'
 
 export interface LambdaInvokerOptions {
   /** An emulator or VPC endpoint, e.g. `http://127.0.0.1:3002`. Default: `MESHGATE_LAMBDA_ENDPOINT`. */

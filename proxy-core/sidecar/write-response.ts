@@ -9,7 +9,7 @@ import { Readable } from 'node:stream'
 import type { ErrorCode } from '../engine/errors.ts'
 import { errorResponse, MeshError } from '../engine/errors.ts'
 import type { MeshResponse } from '../engine/types.ts'
-import { connectionTokens, dropHeader } from '../invokers/hop-by-hop.ts'
+import { connectionTokens, dropHeader } from '../http/header-policy.ts'
 
 export interface WriteOptions {
   /** Ask the client to close the connection after this response (set while draining). */

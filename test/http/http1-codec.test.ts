@@ -13,8 +13,8 @@ import {
   fieldName,
   parseFields,
   statusOf,
-} from '../../proxy-core/invokers/http1-codec.ts'
-import { type Listener, listenHttp1 } from '../../proxy-core/sidecar/http1-server.ts'
+} from '../../proxy-core/http/http1-codec.ts'
+import { type Listener, listenHttp1 } from '../../proxy-core/http/http1-server.ts'
 
 /** The chunked coding of `pieces`, with a chunk extension and a trailer now and then. */
 function encodeChunked(pieces: Uint8Array[], ext: boolean, trailer: boolean): Buffer {

@@ -21,7 +21,7 @@ import type {
   MeshResponse,
 } from '../engine/types.ts'
 import { FailureKinds, UpstreamFailure } from '../engine/types.ts'
-import { connectionTokens, dropHeader, keepTe } from './hop-by-hop.ts'
+import { connectionTokens, dropHeader, keepTe } from './header-policy.ts'
 import {
   BAD_VALUE,
   ChunkedDecoder,
@@ -33,8 +33,8 @@ import {
   parseFields,
   statusOf,
 } from './http1-codec.ts'
-import { CONNECT_ERROR_CODES } from './net-errors.ts'
 import { writeAtTurnEnd } from './turn-writes.ts'
+import { CONNECT_ERROR_CODES } from './upstream-failure.ts'
 
 export interface Http1Options {
   /** Connections per origin; null: no limit (the circuit breaker bounds concurrency). */

@@ -1,4 +1,4 @@
-// The sidecar's own HTTP/1.1 server (proxy-core/sidecar/http1-server.ts) at the edges of RFC 9112, over
+// The sidecar's own HTTP/1.1 server (proxy-core/http/http1-server.ts) at the edges of RFC 9112, over
 // real sockets on loopback: hand-written `net` clients where the bytes on the wire must be exact,
 // node:http where an ordinary client will do. Nothing is mocked; every listener and socket a test opens
 // is closed after it.
@@ -12,8 +12,8 @@ import { connect } from 'node:net'
 import { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { afterEach, describe, expect, it } from 'vitest'
-import type { DownstreamHandler, DownstreamRequest, Listener } from '../../proxy-core/sidecar/http1-server.ts'
-import { listenHttp1 } from '../../proxy-core/sidecar/http1-server.ts'
+import type { DownstreamHandler, DownstreamRequest, Listener } from '../../proxy-core/http/http1-server.ts'
+import { listenHttp1 } from '../../proxy-core/http/http1-server.ts'
 import { holdsWithin } from '../helpers/attempt.ts'
 
 // ---------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-// meshgate's own HTTP/1.1 client (proxy-core/invokers/http1.ts) at the edges of RFC 9112, against real
+// meshgate's own HTTP/1.1 client (proxy-core/http/http1-client.ts) at the edges of RFC 9112, against real
 // servers on loopback: hand-written `net` upstreams where the bytes on the wire must be exact, node:http
 // where an ordinary server will do. Connection reuse is judged by the sockets the upstream accepted.
 
@@ -12,8 +12,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { AttemptRequest, MeshBody } from '../../proxy-core/engine/types.ts'
 import { UpstreamFailure } from '../../proxy-core/engine/types.ts'
-import type { Http1Invoker, Http1Options } from '../../proxy-core/invokers/http1.ts'
-import { createHttp1Invoker } from '../../proxy-core/invokers/http1.ts'
+import type { Http1Invoker, Http1Options } from '../../proxy-core/http/http1-client.ts'
+import { createHttp1Invoker } from '../../proxy-core/http/http1-client.ts'
 import { attempt, endpoint, holdsWithin } from '../helpers/attempt.ts'
 
 /** A generous bound on every exchange: a client that hangs fails the test in 2 s, not in 30. */
