@@ -376,7 +376,11 @@ class Exchange {
 
   /** Reads heads (skipping 1xx ones); returns the bytes after the final head, or undefined to wait. */
   private parseHeads(chunk: Buffer): Buffer | undefined {
-    let buf = this.partial === undefined ? chunk : Buffer.concat([this.partial, chunk])
+    // `buf` is ours when it was concatenated; else a view of the shared read buffer, which the next
+    // read overwrites: a partial head kept past this read is copied (issue 23: after an interim head,
+    // the view of the final head's first part was kept and corrupted).
+    const owned = this.partial !== undefined
+    let buf = owned ? Buffer.concat([this.partial!, chunk]) : chunk
     this.partial = undefined
     const limit = this.pool.settings.maxHeaderSize
     for (;;) {
@@ -384,7 +388,7 @@ class Exchange {
       if (end < 0 || end > limit) {
         if (end > limit || buf.length > limit) {
           this.fail(failure(FailureKinds.reset, `response head larger than ${limit} bytes`))
-        } else this.partial = buf === chunk ? Buffer.from(buf) : buf // the read buffer is reused
+        } else this.partial = owned ? buf : Buffer.from(buf)
         return undefined
       }
       const problem = this.parseHead(buf.toString('latin1', 0, end))
