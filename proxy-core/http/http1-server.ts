@@ -6,18 +6,17 @@
 //
 // What it accepts (RFC 9112): HTTP/1.0 and 1.1, keep-alive and pipelining (requests on a connection
 // are answered in order, one at a time), Content-Length and chunked request bodies, Expect:
-// 100-continue. What it refuses, with a response and a closed connection: a head over 16 KiB or more
-// than 100 field lines (431), a malformed request line or field, two Hosts, two lengths, a length
-// and a transfer coding together, an unknown transfer coding, obsolete line folding (400), another
-// HTTP version (505), CONNECT (405).
+// 100-continue. What it refuses, with a response from the error table and a closed connection: see
+// http1-request.ts for the head (400, 405, 417, 431, 501, 505), a request line over 16 KiB (414),
+// a malformed chunked body (400), a head or a body that stops arriving (408).
 
-import { STATUS_CODES } from 'node:http'
 import type { Socket } from 'node:net'
 import { Server as NetServer } from 'node:net'
 import { Readable } from 'node:stream'
 import { Cancellation } from '../engine/cancel.ts'
-import { ErrorCodes } from '../engine/errors.ts'
-import type { CancelSignal, HeaderMap, MeshResponse } from '../engine/types.ts'
+import { type ErrorCode, ErrorCodes } from '../engine/errors.ts'
+import type { CancelSignal, Clock, HeaderMap, MeshResponse, Timers } from '../engine/types.ts'
+import { systemClock, systemTimers } from '../engine/types.ts'
 import type { ListenAddress } from '../sidecar/listen-address.ts'
 import { boundAddress, listen as listenOn } from '../sidecar/listen-address.ts'
 import { connectionTokens, dropHeader } from './header-policy.ts'
@@ -27,13 +26,12 @@ import {
   CRLF2,
   connectionHas,
   contentLength,
-  endsChunked,
   isFieldName,
   type PieceSink,
-  parseFields,
-  TOKEN,
 } from './http1-codec.ts'
-import { KEEP_ALIVE_TIMEOUT, MAX_BUFFERED_BODY, MAX_HEADER_BYTES, MAX_HEADER_COUNT } from './limits.ts'
+import { HeadRefusal, parseRequestHead } from './http1-request.ts'
+import { DEFAULT_EDGE_TIMEOUTS, type EdgeTimeouts, MAX_BUFFERED_BODY, MAX_HEADER_BYTES } from './limits.ts'
+import { httpDate, refusalText, statusLine } from './refusal.ts'
 
 /** One request as the handler sees it. */
 export interface DownstreamRequest {
@@ -68,52 +66,20 @@ export interface Listener {
   closeIdle(): void
   /** Close everything now and wait for the server to be fully closed. */
   close(): Promise<void>
+  /** Requests refused by the edge itself so far, by error code (`request_timeout`, `bad_request`...). */
+  refusals(): Readonly<Record<string, number>>
 }
 
-/** A head still incomplete after this long is answered 408: 60 s, node's headersTimeout. */
-const HEADERS_TIMEOUT = 60_000
-/** How often the connections' timeouts are checked, ms: they fire up to this much late. */
-const SWEEP_INTERVAL = 1000
 const CONTINUE = 'HTTP/1.1 100 Continue\r\n\r\n'
 /** Bodies up to this many bytes go out in the same write as the head, as latin1 (byte for byte). */
 const INLINE_BODY = 1024
 const DONE: Promise<void> = Promise.resolve()
-/** The usual methods, known to be tokens without a look at each character. */
-const METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'])
-/** A request target is visible characters only (RFC 9112 §3.2). */
-const BAD_TARGET = /[^\x21-\xff]/
 
-/** `Date` for responses that lack one (RFC 9110 §6.6.1), remade at most once a second. */
-let dateText = ''
-let dateAt = 0
-function httpDate(): string {
-  const now = Date.now()
-  if (now - dateAt >= 1000) {
-    dateAt = now - (now % 1000)
-    dateText = new Date(dateAt).toUTCString()
-  }
-  return dateText
-}
-
-/** `HTTP/1.1 200 OK\r\n` and the like, made once per status code. */
-const statusLines: string[] = []
-function statusLine(status: number): string {
-  let line = statusLines[status]
-  if (line === undefined) {
-    line = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\n`
-    if (status >= 100 && status <= 999) statusLines[status] = line
-  }
-  return line
-}
-
-/** A response the server itself makes for a request it cannot take; the connection closes after it. */
-function refusal(status: number, code: string): string {
-  const body = JSON.stringify({ error: code })
-  return (
-    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/json\r\n` +
-    `content-length: ${body.length}\r\nx-meshgate-error: ${code}\r\ndate: ${httpDate()}\r\n` +
-    `connection: close\r\n\r\n${body}`
-  )
+export interface Http1ServerOptions {
+  /** The connections' timeouts; each one not given is its default (limits.ts). */
+  timeouts?: Partial<EdgeTimeouts>
+  /** The time the timeouts are measured on, and the sweep's timer: injected in tests. */
+  clock?: Clock & Timers
 }
 
 class RequestBody extends Readable {
@@ -325,13 +291,24 @@ class Conn implements PieceSink {
   private chunks: ChunkedDecoder | undefined
   private stream: RequestBody | undefined
   private readonly server: Http1Server
-  /** performance.now() when the connection went idle, a head started, or our side closed. */
-  private since = performance.now()
+  /** clock.now() when the connection went idle, a head started, or our side closed. */
+  private since: number
   private ending = false
+  // A streamed request body's progress, as the sweep sees it: no clock is read per read.
+  /** Body bytes received. */
+  private bodyBytes = 0
+  /** bodyBytes at the previous sweep. */
+  private bodySeen = 0
+  /** When the body last made progress (or the sidecar last held it back), and the last sweep. */
+  private bodyLast = 0
+  private bodySwept = 0
+  /** Time the body has had to arrive in, ms: its age less the time backpressure paused it. */
+  private bodyActive = 0
 
   constructor(server: Http1Server, socket: Socket) {
     this.server = server
     this.socket = socket
+    this.since = server.clock.now()
     const a = socket.remoteAddress
     this.peer = a?.startsWith('::ffff:') ? a.slice(7) : a
     socket.setNoDelay(true)
@@ -363,31 +340,56 @@ class Conn implements PieceSink {
     // arrive.
     if (this.ending) return
     // A new head starts: its clock starts (see `sweep`).
-    if (this.current === undefined && this.buf === undefined) this.since = performance.now()
+    if (this.current === undefined && this.buf === undefined) this.since = this.server.clock.now()
     let data = chunk
     if (this.readingBody) {
       const at = this.feedBody(data)
       if (at < 0 || at === data.length) return
       data = data.subarray(at)
     }
+    // Socket chunks are the connection's own (node allocates each read): a view of one may be kept.
     this.buf = this.buf === undefined ? data : Buffer.concat([this.buf, data])
     if (this.current === undefined) this.next()
     else if (this.buf.length > MAX_HEADER_BYTES) this.socket.pause() // pipelining ahead of us: wait
   }
 
   /**
-   * The connection's timeouts, checked by the server once a second rather than with a timer per
-   * request: idle for KEEP_ALIVE_TIMEOUT, a head incomplete after HEADERS_TIMEOUT (408), a client that
-   * does not close its side within HEADERS_TIMEOUT of ours. The route's timeouts govern a request.
+   * The connection's timeouts, checked by the server's sweep rather than with a timer per request:
+   * idle for keepAliveTimeout, a head incomplete after headersTimeout (408), a body stalled or too
+   * slow (408), a client that does not close its side within headersTimeout of ours. The route's
+   * timeouts govern a request once it is read.
    */
   sweep(now: number): void {
+    const limits = this.server.timeouts
     const waited = now - this.since
     if (this.ending) {
-      if (waited >= HEADERS_TIMEOUT) this.socket.destroy()
+      if (waited >= limits.headersTimeout) this.socket.destroy()
     } else if (this.current === undefined) {
-      if (this.buf !== undefined && waited >= HEADERS_TIMEOUT) this.refuse(408, ErrorCodes.badRequest)
-      else if (this.buf === undefined && waited >= KEEP_ALIVE_TIMEOUT) this.socket.destroy()
+      if (this.buf !== undefined && waited >= limits.headersTimeout) this.refuse(ErrorCodes.requestTimeout)
+      else if (this.buf === undefined && waited >= limits.keepAliveTimeout) this.socket.destroy()
+    } else if (this.readingBody) this.sweepBody(now, limits)
+  }
+
+  private sweepBody(now: number, limits: EdgeTimeouts): void {
+    const since = this.bodySwept
+    this.bodySwept = now
+    if (this.socket.isPaused()) {
+      // The sidecar holds the body back (its reader is slow): the client is not the one waiting.
+      this.bodyLast = now
+      return
     }
+    this.bodyActive += now - since
+    if (this.bodyBytes !== this.bodySeen) {
+      this.bodySeen = this.bodyBytes
+      this.bodyLast = now
+    }
+    const stalled = now - this.bodyLast >= limits.bodyIdleTimeout
+    const slow =
+      limits.bodyMinRate > 0 &&
+      this.bodyActive >= limits.bodyIdleTimeout &&
+      this.bodyBytes * 1000 < limits.bodyMinRate * this.bodyActive
+    if (stalled || slow)
+      this.failBody(ErrorCodes.requestTimeout, `request body ${stalled ? 'stalled' : 'too slow'}`)
   }
 
   /** Parses and starts the next request in the buffer, if a whole head is there. */
@@ -398,91 +400,25 @@ class Conn implements PieceSink {
     let start = 0
     while (start + 1 < buf.length && buf[start] === 13 && buf[start + 1] === 10) start += 2
     const end = buf.indexOf(CRLF2, start)
-    if (end < 0) {
-      if (buf.length - start > MAX_HEADER_BYTES) this.refuse(431, ErrorCodes.headersTooLarge)
+    if (end < 0 ? buf.length - start > MAX_HEADER_BYTES : end - start > MAX_HEADER_BYTES) {
+      // The request line alone past the limit is a URI too long (414), else the fields are (431).
+      const eol = buf.indexOf('\r\n', start)
+      const longLine = eol < 0 || eol - start > MAX_HEADER_BYTES
+      this.refuse(longLine ? ErrorCodes.uriTooLong : ErrorCodes.headersTooLarge)
       return
     }
-    if (end - start > MAX_HEADER_BYTES) {
-      this.refuse(431, ErrorCodes.headersTooLarge)
-      return
-    }
-    const lines = buf.toString('latin1', start, end).split('\r\n')
+    if (end < 0) return
+    const head = parseRequestHead(buf.toString('latin1', start, end))
     const rest = end + 4 < buf.length ? buf.subarray(end + 4) : undefined
     this.buf = undefined
     buf = undefined
-
-    const parts = lines[0]!.split(' ')
-    const m = parts[0]!
-    if (
-      parts.length !== 3 ||
-      !(METHODS.has(m) || TOKEN.test(m)) ||
-      parts[1] === '' ||
-      BAD_TARGET.test(parts[1]!)
-    ) {
-      this.refuse(400, ErrorCodes.badRequest)
+    if (head instanceof HeadRefusal) {
+      this.refuse(head.code)
       return
     }
-    const version = parts[2]!
-    if (version !== 'HTTP/1.1' && version !== 'HTTP/1.0') {
-      this.refuse(/^HTTP\/\d\.\d$/.test(version) ? 505 : 400, ErrorCodes.badRequest)
-      return
-    }
-    const method = parts[0]!
-    if (method === 'CONNECT') {
-      // The sidecar is never a tunnel to anywhere.
-      this.refuse(405, ErrorCodes.badRequest)
-      return
-    }
-    const headers: HeaderMap = Object.create(null)
-    const fields = parseFields(lines, 1, headers, false)
-    if (typeof fields === 'string') {
-      this.refuse(400, ErrorCodes.badRequest)
-      return
-    }
-    if (fields > MAX_HEADER_COUNT) {
-      this.refuse(431, ErrorCodes.headersTooLarge)
-      return
-    }
-    // HTTP/1.1 requires exactly one Host (RFC 9112 §3.2).
-    if (Array.isArray(headers.host) || (version === 'HTTP/1.1' && headers.host === undefined)) {
-      this.refuse(400, ErrorCodes.badRequest)
-      return
-    }
-    const expect = headers.expect
-    if (expect !== undefined && (typeof expect !== 'string' || expect.toLowerCase() !== '100-continue')) {
-      this.refuse(417, ErrorCodes.badRequest)
-      return
-    }
-    const ex = new Exchange(this, method, parts[1]!, headers, version === 'HTTP/1.0')
-    const te = headers['transfer-encoding']
-    const cl = headers['content-length']
-    if (te !== undefined) {
-      // Both framings at once is how requests get smuggled past a proxy (RFC 9112 §6.1).
-      if (cl !== undefined || ex.http10) {
-        this.refuse(400, ErrorCodes.badRequest)
-        return
-      }
-      // Chunked last, or the body's length cannot be known (RFC 9112 §6.3): 400. Chunked alone, since
-      // the body is re-framed upstream and any other coding would be lost on the way: else 501.
-      if (!endsChunked(te)) {
-        this.refuse(400, ErrorCodes.badRequest)
-        return
-      }
-      if (typeof te !== 'string' || te.trim().toLowerCase() !== 'chunked') {
-        this.refuse(501, ErrorCodes.badRequest)
-        return
-      }
-      ex.contentLength = -1
-      this.chunks = new ChunkedDecoder()
-    } else if (cl !== undefined) {
-      const length = contentLength(cl)
-      if (length < 0) {
-        this.refuse(400, ErrorCodes.badRequest)
-        return
-      }
-      headers['content-length'] = String(length)
-      ex.contentLength = length
-    }
+    const ex = new Exchange(this, head.method, head.target, head.headers, head.http10)
+    ex.contentLength = head.length
+    if (head.length < 0) this.chunks = new ChunkedDecoder()
     this.current = ex
     this.server.requestStarted()
 
@@ -497,11 +433,17 @@ class Conn implements PieceSink {
       ex.body = Buffer.from(rest!.subarray(0, ex.contentLength))
       this.buf = rest!.length > ex.contentLength ? rest!.subarray(ex.contentLength) : undefined
     } else {
-      if (expect !== undefined && !ex.http10) this.socket.write(CONTINUE, 'latin1')
+      if (head.expectContinue) this.socket.write(CONTINUE, 'latin1')
       this.readingBody = true
       this.remaining = ex.contentLength
       this.stream = new RequestBody(this)
       ex.body = this.stream
+      const now = this.server.clock.now()
+      this.bodyBytes = 0
+      this.bodySeen = 0
+      this.bodyActive = 0
+      this.bodyLast = now
+      this.bodySwept = now
       if (rest !== undefined) {
         const at = this.feedBody(rest)
         if (at >= 0 && at < rest.length) this.buf = rest.subarray(at)
@@ -516,13 +458,14 @@ class Conn implements PieceSink {
     if (this.chunks !== undefined) {
       at = this.chunks.feed(data, 0, this)
       if (at < 0) {
-        this.stream?.destroy(new Error(`malformed chunked body: ${this.chunks.error}`))
-        this.socket.destroy()
+        this.failBody(ErrorCodes.badRequest, `malformed chunked body: ${this.chunks.error}`)
         return -1
       }
+      this.bodyBytes += at
       if (this.chunks.done) this.bodyDone()
     } else {
       at = Math.min(this.remaining, data.length)
+      this.bodyBytes += at
       this.piece(at === data.length ? data : data.subarray(0, at))
       this.remaining -= at
       if (this.remaining === 0) this.bodyDone()
@@ -541,6 +484,36 @@ class Conn implements PieceSink {
     this.stream = undefined
   }
 
+  /**
+   * The body cannot be read on (malformed chunked coding, 400; stalled or crawling, 408): the
+   * handler's stream errors, and the client gets the refusal, or a cut-off if its response has begun.
+   */
+  private failBody(code: ErrorCode, message: string): void {
+    this.stream?.destroy(new Error(message))
+    this.stream = undefined
+    if (this.abandon()) this.refuse(code)
+    else {
+      this.server.refused(code)
+      this.socket.destroy()
+    }
+  }
+
+  /**
+   * Takes the current request away from its handler, whose response (if it comes) is then never
+   * written, and aborts its signal. False when the response has already begun.
+   */
+  private abandon(): boolean {
+    const ex = this.current
+    if (ex === undefined) return true
+    if (ex.started) return false
+    ex.started = true
+    ex.finished = true
+    this.current = undefined
+    this.server.requestEnded()
+    ex.abort()
+    return true
+  }
+
   /** The response to `ex` is written; `keep`: the connection goes on. */
   finish(ex: Exchange, keep: boolean): void {
     ex.finished = true
@@ -551,19 +524,20 @@ class Conn implements PieceSink {
       this.end()
       return
     }
-    this.since = performance.now()
+    this.since = this.server.clock.now()
     if (this.socket.isPaused()) this.socket.resume()
     if (this.buf !== undefined) this.next()
   }
 
-  /** Answers a request the server cannot take, and closes. */
-  private refuse(status: number, code: string): void {
+  /** Answers a request the server will not take (through the error table), and closes. */
+  private refuse(code: ErrorCode): void {
+    this.server.refused(code)
     this.buf = undefined
-    this.socket.write(refusal(status, code), 'latin1')
+    this.socket.write(refusalText(code), 'latin1')
     this.end()
   }
 
-  /** Half-closes; a client that never closes its side is cut off after HEADERS_TIMEOUT. */
+  /** Half-closes; a client that never closes its side is cut off after headersTimeout. */
   private end(): void {
     this.buf = undefined
     this.ending = true
@@ -572,7 +546,7 @@ class Conn implements PieceSink {
     this.stream?.destroy()
     this.stream = undefined
     if (this.socket.isPaused()) this.socket.resume()
-    this.since = performance.now()
+    this.since = this.server.clock.now()
     this.socket.end()
   }
 }
@@ -582,12 +556,17 @@ class Http1Server {
   inFlight = 0
   lastActivity = performance.now()
   closing = false
+  readonly timeouts: EdgeTimeouts
+  readonly clock: Clock & Timers
+  readonly refusals: Record<string, number> = Object.create(null)
   private readonly handler: DownstreamHandler
   private readonly onError: (err: unknown) => void
 
-  constructor(handler: DownstreamHandler, onError: (err: unknown) => void) {
+  constructor(handler: DownstreamHandler, onError: (err: unknown) => void, opts: Http1ServerOptions) {
     this.handler = handler
     this.onError = onError
+    this.timeouts = { ...DEFAULT_EDGE_TIMEOUTS, ...opts.timeouts }
+    this.clock = opts.clock ?? { now: systemClock.now, set: systemTimers.set, clear: systemTimers.clear }
   }
 
   requestStarted(): void {
@@ -598,6 +577,10 @@ class Http1Server {
   requestEnded(): void {
     this.inFlight--
     this.lastActivity = performance.now()
+  }
+
+  refused(code: ErrorCode): void {
+    this.refusals[code] = (this.refusals[code] ?? 0) + 1
   }
 
   handle(ex: Exchange): void {
@@ -616,25 +599,38 @@ class Http1Server {
   }
 }
 
+/** How often the connections' timeouts are checked, ms: a quarter of the shortest, 50 ms to 1 s. */
+function sweepInterval(t: EdgeTimeouts): number {
+  const shortest = Math.min(t.headersTimeout, t.keepAliveTimeout, t.bodyIdleTimeout)
+  return Math.max(50, Math.min(1000, Math.floor(shortest / 4)))
+}
+
 /** Starts the listener; resolves once it is bound. `onError` hears of errors a handler failed to answer. */
 export async function listenHttp1(
   at: ListenAddress,
   handler: DownstreamHandler,
   onError: (err: unknown) => void = () => {},
+  opts: Http1ServerOptions = {},
 ): Promise<Listener> {
-  const state = new Http1Server(handler, onError)
+  const state = new Http1Server(handler, onError, opts)
   const server = new NetServer({ noDelay: true }, (socket) => {
     state.conns.add(new Conn(state, socket))
   })
-  const sweeper = setInterval(() => {
-    const now = performance.now()
+  const clock = state.clock
+  const every = sweepInterval(state.timeouts)
+  let sweeper: unknown
+  let stopped = false
+  const sweep = () => {
+    const now = clock.now()
     for (const c of state.conns) c.sweep(now)
-  }, SWEEP_INTERVAL)
-  sweeper.unref()
+    if (!stopped) sweeper = clock.set(sweep, every)
+  }
+  sweeper = clock.set(sweep, every)
   try {
     await listenOn(server, at.port, at.host)
   } catch (err) {
-    clearInterval(sweeper)
+    stopped = true
+    clock.clear(sweeper)
     throw err
   }
   const address = boundAddress(server)
@@ -644,6 +640,7 @@ export async function listenHttp1(
     inFlight: () => state.inFlight,
     lastActivity: () => state.lastActivity,
     connections: () => state.conns.size,
+    refusals: () => ({ ...state.refusals }),
     stopAccepting() {
       if (!accepting) return
       accepting = false
@@ -655,7 +652,8 @@ export async function listenHttp1(
     },
     close() {
       state.closing = true
-      clearInterval(sweeper)
+      stopped = true
+      clock.clear(sweeper)
       return new Promise<void>((resolve) => {
         if (accepting) {
           accepting = false

@@ -6,6 +6,7 @@ import type { FSWatcher } from 'node:fs'
 import { watch } from 'node:fs'
 import { basename, dirname, resolve } from 'node:path'
 import { parseDuration } from '../config/duration.ts'
+import { edgeTimeoutsFromEnv } from '../http/limits.ts'
 import type { Sidecar, SidecarOptions } from './index.ts'
 import { DEFAULT_ADMIN, DEFAULT_DRAIN_MS, DEFAULT_INBOUND, DEFAULT_OUTBOUND, startSidecar } from './index.ts'
 import { createLineWriter } from './line-writer.ts'
@@ -94,6 +95,11 @@ export function parseSidecarArgs(argv: readonly string[], env: NodeJS.ProcessEnv
   }
   const drain = get('drain')
   if (drain !== undefined) opts.drainMs = parseDrain(drain)
+  try {
+    opts.edge = edgeTimeoutsFromEnv(env)
+  } catch (err) {
+    throw new UsageError((err as Error).message)
+  }
   return opts
 }
 

@@ -9,6 +9,7 @@ import { compileMesh } from '../engine/compile.ts'
 import { createMeshRuntime } from '../engine/runtime.ts'
 import type { MeshConfig, MeshRuntime, RequestEvent, TelemetrySink } from '../engine/types.ts'
 import { systemClock, systemRandom } from '../engine/types.ts'
+import type { EdgeTimeouts } from '../http/limits.ts'
 import type { HttpInvokerOptions } from '../invokers/http-invoker.ts'
 import { createHttpInvoker } from '../invokers/http-invoker.ts'
 import { createLambdaInvoker } from '../invokers/lambda-invoker.ts'
@@ -69,6 +70,8 @@ export interface SidecarOptions {
   dnsServers?: string[]
   /** Options for the upstream pools. */
   http?: HttpInvokerOptions
+  /** Timeouts of the outbound and inbound listeners' connections (http/limits.ts has the defaults). */
+  edge?: Partial<EdgeTimeouts>
 }
 
 export interface SidecarAddresses {
@@ -203,6 +206,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
       parseListenAddress(opts.outbound ?? DEFAULT_OUTBOUND),
       createOutboundHandler({ runtime: current, draining: isDraining, trace: (h) => tracing.outbound(h) }),
       onError,
+      { timeouts: opts.edge },
     )
     listeners.push(outbound)
     if (opts.app !== undefined) {
@@ -220,6 +224,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
           draining: isDraining,
         }),
         onError,
+        { timeouts: opts.edge },
       )
       listeners.push(inbound)
     }
@@ -241,6 +246,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
             pipeline: current().inFlight(),
           },
           connections: { outbound: outbound.connections(), inbound: inbound?.connections() ?? 0 },
+          refusals: { outbound: outbound.refusals(), inbound: inbound?.refusals() ?? {} },
           upstreamPools: http.stats(),
           xray: emitter?.stats(),
           cloudWatch: cloudWatch?.stats(),

@@ -669,7 +669,7 @@ describe('refusals', () => {
     expect(server.requests).toHaveLength(0)
   })
 
-  it('errors the body stream on a malformed chunk size and closes, with nothing uncaught', async () => {
+  it('errors the body stream on a malformed chunk size, answers 400 and closes, with nothing uncaught', async () => {
     const uncaught = watchUncaught()
     const firstPiece = deferred<string>()
     const failure = deferred<Error>()
@@ -691,7 +691,10 @@ describe('refusals', () => {
     const err = await bounded(failure.promise, 'the body stream to error')
     expect(err.message).toMatch(/chunk/)
     await client.until(() => client.closed, 'the connection to close')
-    expect(client.text).toBe('')
+    // The handler's own answer never goes out: the refusal from the error table does.
+    expect(client.text).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/)
+    expect(client.text).toContain('x-meshgate-error: bad_request\r\n')
+    expect(client.text).not.toContain('complete?')
     expect(
       await holdsWithin(() => server.listener.inFlight() === 0 && server.listener.connections() === 0),
     ).toBe(true)
