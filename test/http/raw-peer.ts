@@ -84,7 +84,8 @@ function parseOne(buf: Buffer): { req: RawRequest; used: number } | 'bad' | unde
     if (colon <= 0) return 'bad'
     const name = f.slice(0, colon).toLowerCase()
     // A repeated field would hide a second framing: join it, and let the test see it.
-    const value = f.slice(colon + 1).trim()
+    // Only SP and HTAB around a value (String.prototype.trim would also eat a no-break space).
+    const value = f.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, '')
     headers[name] = headers[name] === undefined ? value : `${headers[name]}, ${value}`
   }
   let at = end + 4
