@@ -447,6 +447,8 @@ class Conn implements PieceSink {
       if (rest !== undefined) {
         const at = this.feedBody(rest)
         if (at >= 0 && at < rest.length) this.buf = rest.subarray(at)
+        // What came with the head arrived now, not at the first sweep.
+        this.bodySeen = this.bodyBytes
       }
     }
     this.server.handle(ex)
