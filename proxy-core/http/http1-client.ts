@@ -21,15 +21,14 @@ import type {
   MeshResponse,
 } from '../engine/types.ts'
 import { FailureKinds, UpstreamFailure } from '../engine/types.ts'
-import { connectionTokens, dropHeader, keepTe } from './header-policy.ts'
+import { connectionTokens, dropHeader } from './header-policy.ts'
 import {
-  BAD_VALUE,
   ChunkedDecoder,
   CRLF2,
   connectionHas,
   contentLength,
   endsChunked,
-  isFieldName,
+  fieldLines,
   parseFields,
   statusOf,
 } from './http1-codec.ts'
@@ -666,34 +665,6 @@ function describe(err: Error | undefined, fallback: string): string {
   return code === undefined ? err.message : `${code}: ${err.message}`
 }
 
-/**
- * The request's header lines, hop-by-hop ones and framing left out (the client sets its own). Names
- * and values are checked: a value with CR or LF from a header rule would split the request.
- */
-function serializeHeaders(headers: HeaderMap): string {
-  const listed = connectionTokens(headers.connection)
-  let out = ''
-  for (const name in headers) {
-    const value = headers[name]
-    if (value === undefined) continue
-    if (name === 'te') {
-      if (keepTe(value)) out += 'te: trailers\r\n'
-      continue
-    }
-    // Expect: 100-continue was answered by the sidecar's own server.
-    if (name === 'content-length' || name === 'expect' || dropHeader(name, listed)) continue
-    if (!isFieldName(name)) throw failure(FailureKinds.reset, `invalid header name ${JSON.stringify(name)}`)
-    if (typeof value === 'string') out += line(name, value)
-    else for (const v of value) out += line(name, v)
-  }
-  return out
-}
-
-function line(name: string, value: string): string {
-  if (BAD_VALUE.test(value)) throw failure(FailureKinds.reset, `invalid value for header ${name}`)
-  return `${name}: ${value}\r\n`
-}
-
 export function createHttp1Invoker(opts: Http1Options = {}): Http1Invoker {
   const settings: Settings = {
     connections: opts.connections ?? Number.POSITIVE_INFINITY,
@@ -733,11 +704,11 @@ export function createHttp1Invoker(opts: Http1Options = {}): Http1Invoker {
       let head = `${req.method} ${req.path} HTTP/1.1\r\n`
       // HTTP/1.1 requires Host (RFC 9112 §3.2); a caller that set none gets the origin's.
       if (req.headers.host === undefined) head += `host: ${pool.authority}\r\n`
-      try {
-        head += serializeHeaders(req.headers)
-      } catch (err) {
-        return Promise.reject(err)
+      const fields = fieldLines(req.headers)
+      if (typeof fields !== 'string') {
+        return Promise.reject(failure(FailureKinds.reset, `invalid header ${JSON.stringify(fields.name)}`))
       }
+      head += fields
       return new Promise<MeshResponse>((resolve, reject) => {
         pool.assign(new Exchange(pool, req, head, signal, resolve, reject), false)
       })

@@ -3,6 +3,7 @@
 // field name with whitespace before its colon, two different lengths, a chunk size that is not hex.
 
 import type { HeaderMap } from '../engine/types.ts'
+import { connectionTokens, dropHeader, keepTe } from './header-policy.ts'
 
 export const CRLF2 = Buffer.from('\r\n\r\n')
 export const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
@@ -149,6 +150,39 @@ function edgeNbsp(value: string): boolean {
   if (value.charCodeAt(n - 1) !== 0xa0) return false
   const before = n > 1 ? value.charCodeAt(n - 2) : 0
   return before < 0x80 || before === 0xc2
+}
+
+/**
+ * A request's header map as field lines for the next hop: hop-by-hop fields and those the
+ * Connection field names left out (header-policy.ts), `TE` kept only as `trailers`, and the framing
+ * (`content-length`, `expect`) left to the caller, which writes its own. Returns the first field
+ * whose name is no token or whose value holds a control character (a header rule's or another
+ * invoker's field), since writing it would split the request.
+ */
+export function fieldLines(headers: HeaderMap): string | { name: string } {
+  const listed = connectionTokens(headers.connection)
+  let out = ''
+  for (const name in headers) {
+    const value = headers[name]
+    if (value === undefined) continue
+    if (name === 'te') {
+      if (keepTe(value)) out += 'te: trailers\r\n'
+      continue
+    }
+    // Expect: 100-continue was answered by the sidecar's own server.
+    if (name === 'content-length' || name === 'expect' || dropHeader(name, listed)) continue
+    if (!isFieldName(name)) return { name }
+    if (typeof value === 'string') {
+      if (BAD_VALUE.test(value)) return { name }
+      out += `${name}: ${value}\r\n`
+    } else {
+      for (const v of value) {
+        if (BAD_VALUE.test(v)) return { name }
+        out += `${name}: ${v}\r\n`
+      }
+    }
+  }
+  return out
 }
 
 /** The code of a status line `HTTP/1.0|1.1 SP 3DIGIT [SP reason]`, or -1 when it is not one. */

@@ -132,7 +132,13 @@ export interface Exchanged {
  * Sends `bytes` (in pieces, with a timer tick between them, when given several) and reads until the
  * server closes the connection, or `waitMs` passes (then `closed` is false: a hang is an answer too).
  */
-export function exchange(address: string, bytes: Buffer | Buffer[], waitMs = 3000): Promise<Exchanged> {
+export function exchange(
+  address: string,
+  bytes: Buffer | Buffer[],
+  waitMs = 3000,
+  /** Stop reading (and close) as soon as this holds of what has come: a keep-alive answer, say. */
+  enough?: (text: string) => boolean,
+): Promise<Exchanged> {
   const url = new URL(address)
   return new Promise((resolve) => {
     const socket = connect(Number(url.port), url.hostname)
@@ -144,6 +150,11 @@ export function exchange(address: string, bytes: Buffer | Buffer[], waitMs = 300
     }, waitMs)
     socket.on('data', (c: Buffer) => {
       text += c.toString('latin1')
+      if (enough?.(text)) {
+        clearTimeout(timer)
+        socket.destroy()
+        resolve({ text, closed: false })
+      }
     })
     socket.on('error', () => {})
     socket.on('close', () => {
