@@ -33,7 +33,7 @@ import {
   statusOf,
 } from './http1-codec.ts'
 import { writeAtTurnEnd } from './turn-writes.ts'
-import { CONNECT_ERROR_CODES } from './upstream-failure.ts'
+import { upstreamFailure } from './upstream-failure.ts'
 
 export interface Http1Options {
   /** Connections per origin; null: no limit (the circuit breaker bounds concurrency). */
@@ -574,16 +574,8 @@ class Exchange {
     this.detach()
     if (this.phase === Phase.done) return
     const err = conn.error
-    const code = (err as { code?: string } | undefined)?.code
     if (!conn.connected) {
-      const kind = code === 'ETIMEDOUT' || (code !== undefined && CONNECT_ERROR_CODES.has(code))
-      this.fail(
-        failure(
-          kind ? FailureKinds.connectFailure : FailureKinds.reset,
-          describe(err, 'connect failed'),
-          err,
-        ),
-      )
+      this.fail(upstreamFailure(err, { aborted: false, connected: false }, 'connect failed'))
       return
     }
     // A kept-alive connection the upstream closed just as we reused it: nothing was processed, so an
@@ -594,7 +586,7 @@ class Exchange {
       this.pool.assign(this, true)
       return
     }
-    this.fail(failure(FailureKinds.reset, describe(err, 'upstream closed the connection'), err))
+    this.fail(upstreamFailure(err, { aborted: false, connected: true }, 'upstream closed the connection'))
   }
 
   private replayable(): boolean {
@@ -657,12 +649,6 @@ function drained(socket: Socket): Promise<void> {
     socket.on('drain', done)
     socket.on('close', done)
   })
-}
-
-function describe(err: Error | undefined, fallback: string): string {
-  if (err === undefined) return fallback
-  const code = (err as { code?: string }).code
-  return code === undefined ? err.message : `${code}: ${err.message}`
 }
 
 export function createHttp1Invoker(opts: Http1Options = {}): Http1Invoker {

@@ -14,7 +14,7 @@ import type {
 } from '../engine/types.ts'
 import { FailureKinds, UpstreamFailure } from '../engine/types.ts'
 import { connectionTokens, dropHeader } from '../http/header-policy.ts'
-import { CONNECT_ERROR_CODES } from '../http/upstream-failure.ts'
+import { upstreamFailure } from '../http/upstream-failure.ts'
 
 export interface NodeHttpInvokerOptions {
   /** Idle keep-alive sockets are closed after this many ms. 5000: Node's own global agent default. */
@@ -178,19 +178,6 @@ async function writeBody(creq: ClientRequest, body: AttemptRequest['body']): Pro
 }
 
 function classify(err: unknown, connected: boolean, signal: AbortSignal, origin: string): UpstreamFailure {
-  if (err instanceof UpstreamFailure) return err
-  const e = (typeof err === 'object' && err !== null ? err : {}) as {
-    code?: string
-    message?: string
-    name?: string
-  }
-  const message = `${origin}: ${e.message ?? String(err)}`
-  if (signal.aborted || e.name === 'AbortError') {
-    return new UpstreamFailure(FailureKinds.timeout, message, { cause: err })
-  }
-  if (!connected && e.code !== undefined && (CONNECT_ERROR_CODES.has(e.code) || e.code === 'ECONNRESET')) {
-    // Refused, unresolvable, unreachable, or reset during the handshake: nothing reached the app.
-    return new UpstreamFailure(FailureKinds.connectFailure, message, { cause: err })
-  }
-  return new UpstreamFailure(FailureKinds.reset, message, { cause: err })
+  // Refused, unresolvable, unreachable, or reset during the handshake: nothing reached the app.
+  return upstreamFailure(err, { aborted: signal.aborted, connected, what: origin })
 }
