@@ -21,7 +21,7 @@ import type {
   MeshResponse,
 } from '../engine/types.ts'
 import { FailureKinds, UpstreamFailure } from '../engine/types.ts'
-import { connectionTokens, dropHeader } from './header-policy.ts'
+import { stripResponseHopByHop } from './header-policy.ts'
 import {
   ChunkedDecoder,
   CRLF2,
@@ -530,10 +530,7 @@ class Exchange {
     if (this.settled) return
     this.settled = true
     this.signal.removeEventListener('abort', this.onAbort)
-    const headers = this.headers!
-    const listed = connectionTokens(headers.connection)
-    for (const name in headers) if (dropHeader(name, listed)) delete headers[name]
-    this.resolve({ status: this.status, headers, body })
+    this.resolve({ status: this.status, headers: stripResponseHopByHop(this.headers!), body })
   }
 
   /** The response has ended; `extra` is whatever came after it, which must be nothing. */

@@ -3,7 +3,7 @@
 // field name with whitespace before its colon, two different lengths, a chunk size that is not hex.
 
 import type { HeaderMap } from '../engine/types.ts'
-import { connectionTokens, dropHeader, keepTe } from './header-policy.ts'
+import { connectionTokens, forwardedRequestValue } from './header-policy.ts'
 
 export const CRLF2 = Buffer.from('\r\n\r\n')
 export const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
@@ -163,14 +163,10 @@ export function fieldLines(headers: HeaderMap): string | { name: string } {
   const listed = connectionTokens(headers.connection)
   let out = ''
   for (const name in headers) {
-    const value = headers[name]
+    const given = headers[name]
+    if (given === undefined || name === 'content-length') continue
+    const value = forwardedRequestValue(name, given, listed)
     if (value === undefined) continue
-    if (name === 'te') {
-      if (keepTe(value)) out += 'te: trailers\r\n'
-      continue
-    }
-    // Expect: 100-continue was answered by the sidecar's own server.
-    if (name === 'content-length' || name === 'expect' || dropHeader(name, listed)) continue
     if (!isFieldName(name)) return { name }
     if (typeof value === 'string') {
       if (BAD_VALUE.test(value)) return { name }

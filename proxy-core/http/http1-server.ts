@@ -19,6 +19,7 @@ import type { CancelSignal, Clock, HeaderMap, MeshResponse, Timers } from '../en
 import { systemClock, systemTimers } from '../engine/types.ts'
 import type { ListenAddress } from '../sidecar/listen-address.ts'
 import { boundAddress, listen as listenOn } from '../sidecar/listen-address.ts'
+import { readableOf } from './body-stream.ts'
 import { connectionTokens, dropHeader } from './header-policy.ts'
 import {
   BAD_VALUE,
@@ -201,8 +202,7 @@ class Exchange implements DownstreamRequest {
     }
     head += keepStream ? 'connection: keep-alive\r\n\r\n' : 'connection: close\r\n\r\n'
     socket.write(head, 'latin1')
-    const src =
-      typeof (body as Partial<Readable>).pipe === 'function' ? (body as Readable) : Readable.from(body)
+    const src = readableOf(body)
     if (bodyless) {
       src.destroy()
       conn.finish(this, keepStream)

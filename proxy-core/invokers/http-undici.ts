@@ -13,7 +13,7 @@ import type {
   MeshResponse,
 } from '../engine/types.ts'
 import { FailureKinds, UpstreamFailure } from '../engine/types.ts'
-import { connectionTokens, dropHeader, keepTe } from '../http/header-policy.ts'
+import { connectionTokens, forwardedRequestValue, stripResponseHopByHop } from '../http/header-policy.ts'
 import { upstreamFailure } from '../http/upstream-failure.ts'
 
 export interface UndiciInvokerOptions {
@@ -100,7 +100,8 @@ export function createUndiciInvoker(opts: UndiciInvokerOptions = {}): UndiciInvo
     } catch (err) {
       throw toFailure(err, signal)
     }
-    const headers = incomingHeaders(res.headers as HeaderMap)
+    // undici's header object is ours now: edited in place.
+    const headers = stripResponseHopByHop(res.headers as HeaderMap)
     if (bodyless(req.method, res.statusCode)) {
       res.body.resume()
       return { status: res.statusCode, headers, body: null }
@@ -142,27 +143,13 @@ function outgoingHeaders(headers: HeaderMap): string[] {
   const listed = connectionTokens(headers.connection)
   const out: string[] = []
   for (const name in headers) {
-    const value = headers[name]
-    if (value === undefined) continue
-    if (name === 'te') {
-      if (keepTe(value)) out.push('te', 'trailers')
-      continue
-    }
+    const given = headers[name]
     // Expect: 100-continue is answered by the sidecar's own server; undici refuses the header anyway.
-    if (name === 'expect' || dropHeader(name, listed)) continue
+    const value = given === undefined ? undefined : forwardedRequestValue(name, given, listed)
     if (typeof value === 'string') out.push(name, value)
-    else for (const v of value) out.push(name, v)
+    else if (value !== undefined) for (const v of value) out.push(name, v)
   }
   return out
-}
-
-/** The response headers without hop-by-hop ones. Edits undici's object in place: it is ours now. */
-function incomingHeaders(headers: HeaderMap): HeaderMap {
-  const listed = connectionTokens(headers.connection)
-  for (const name in headers) {
-    if (dropHeader(name, listed)) delete headers[name]
-  }
-  return headers
 }
 
 /** Whatever undici threw, as the pipeline's failure (the signal firing is a timeout whatever it surfaced as). */
