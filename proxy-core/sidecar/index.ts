@@ -234,6 +234,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
         config: () => generation?.runtime.config,
         draining: isDraining,
         registry,
+        refusals: () => ({ outbound: outbound.refusals(), inbound: inbound?.refusals() ?? {} }),
         stats: () => ({
           service: opts.service,
           mesh: current().config.mesh,

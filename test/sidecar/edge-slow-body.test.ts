@@ -72,4 +72,11 @@ describe('stalled bodies are counted', () => {
     }
     expect(stats.refusals).toEqual({ outbound: { request_timeout: 5 }, inbound: { request_timeout: 5 } })
   })
+
+  it('in /metrics as meshgate_edge_refusals_total, per listener and code', async () => {
+    const text = await (await fetch(`${sidecar.admin}/metrics`)).text()
+    expect(text).toContain('# TYPE meshgate_edge_refusals_total counter\n')
+    expect(text).toContain('meshgate_edge_refusals_total{listener="outbound",code="request_timeout"} 5\n')
+    expect(text).toContain('meshgate_edge_refusals_total{listener="inbound",code="request_timeout"} 5\n')
+  })
 })
