@@ -577,6 +577,7 @@ const refusals: [string, string, number][] = [
   ['CONNECT', 'CONNECT svc:443 HTTP/1.1\r\nHost: svc:443\r\n\r\n', 405],
   ['a head over 16 KiB', bigHead, 431],
   ['an unterminated head over 16 KiB', bigHead.slice(0, -4), 431],
+  ['a request line over 16 KiB', `GET /${'a'.repeat(17 * 1024)} HTTP/1.1\r\nHost: svc\r\n\r\n`, 414],
   ['more than 100 field lines', manyFields, 431],
   ['two Host fields', 'GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n', 400],
   [
@@ -613,6 +614,15 @@ const refusals: [string, string, number][] = [
   ],
 ]
 
+const CODE_OF: Record<number, string> = {
+  400: 'bad_request',
+  405: 'method_not_allowed',
+  414: 'uri_too_long',
+  417: 'expectation_failed',
+  431: 'headers_too_large',
+  505: 'version_not_supported',
+}
+
 describe('refusals', () => {
   it.each(refusals.map(([name, wire, status]) => ({ name, wire, status })))(
     'answers $name with $status and connection: close, then serves others',
@@ -623,7 +633,8 @@ describe('refusals', () => {
       const res = await client.response()
       expect(res.status).toBe(status)
       expect(field(res, 'connection')).toBe('close')
-      expect(field(res, 'x-meshgate-error')).toBeDefined()
+      // The code is the error table's own for this status: one code per status.
+      expect(field(res, 'x-meshgate-error')).toBe(CODE_OF[status])
       expect(JSON.parse(res.body.toString())).toEqual({ error: field(res, 'x-meshgate-error') })
       await client.end()
       expect(server.requests).toHaveLength(0)
