@@ -450,6 +450,8 @@ class Conn implements PieceSink {
         // What came with the head arrived now, not at the first sweep.
         this.bodySeen = this.bodyBytes
       }
+      // A malformed chunk in the same read as the head: refused already, no handler runs.
+      if (this.current !== ex) return
     }
     this.server.handle(ex)
   }

@@ -713,15 +713,20 @@ describe('refusals', () => {
     expect(uncaught).toEqual([])
   })
 
-  it('closes on a malformed chunk that came with the head, the handler unread, with nothing uncaught', async () => {
+  it('answers 400 and closes on a malformed chunk that came with the head, no handler run, with nothing uncaught', async () => {
     const uncaught = watchUncaught()
+    let handled = 0
     const server = await serve(async (req) => {
+      handled++
       await sleep(20)
       await req.respond({ status: 200, headers: {}, body: 'ignored the body' }, false)
     })
     const client = await rawClient(server)
     client.write('POST /c HTTP/1.1\r\nHost: svc\r\nTransfer-Encoding: chunked\r\n\r\nnot-hex\r\n')
     await client.until(() => client.closed, 'the connection to close')
+    expect(client.text).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/)
+    expect(client.text).not.toContain('ignored the body')
+    expect(handled).toBe(0)
     expect(
       await holdsWithin(() => server.listener.inFlight() === 0 && server.listener.connections() === 0),
     ).toBe(true)
