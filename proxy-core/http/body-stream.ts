@@ -2,7 +2,7 @@
 // streamed one is a Readable (undici's and our own bodies are; another invoker's async iterable is
 // wrapped in one), so every writer pipes it with backpressure the same way.
 
-import { Readable } from 'node:stream'
+import type { Readable } from 'node:stream'
 import type { MeshBody } from '../engine/types.ts'
 
 /**
@@ -19,7 +19,15 @@ export function endWhole(
   return true
 }
 
+/**
+ * node:stream, fetched when first needed: the Lambda path imports this file (for `endWhole`) and
+ * must not load a module at init that it may never use.
+ */
+let streams: typeof import('node:stream') | undefined
+
 /** A streamed body as a Readable: itself when it is one. */
 export function readableOf(body: AsyncIterable<Uint8Array>): Readable {
-  return typeof (body as Partial<Readable>).pipe === 'function' ? (body as Readable) : Readable.from(body)
+  if (typeof (body as Partial<Readable>).pipe === 'function') return body as Readable
+  streams ??= process.getBuiltinModule('node:stream')
+  return streams.Readable.from(body)
 }
