@@ -33,6 +33,7 @@ export const SIDECAR_USAGE = `usage: meshgate sidecar --config FILE --service NA
                         [--outbound ${DEFAULT_OUTBOUND}] [--inbound ${DEFAULT_INBOUND}]
                         [--admin ${DEFAULT_ADMIN}] [--drain ${DEFAULT_DRAIN_MS / 1000}s]
 Each flag can also come from the environment: ${Object.values(FLAGS).join(', ')}.
+Listener timeouts come from MESHGATE_HEADERS_TIMEOUT, MESHGATE_BODY_IDLE_TIMEOUT, MESHGATE_BODY_MIN_RATE.
 Port 0 binds a free port; the bound addresses are printed as one JSON line on stdout.`
 
 class UsageError extends Error {}

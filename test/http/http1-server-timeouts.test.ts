@@ -10,7 +10,7 @@ import { connect } from 'node:net'
 import type { Readable } from 'node:stream'
 import { afterEach, describe, expect, it } from 'vitest'
 import { type DownstreamRequest, type Listener, listenHttp1 } from '../../proxy-core/http/http1-server.ts'
-import type { EdgeTimeouts } from '../../proxy-core/http/limits.ts'
+import { type EdgeTimeouts, edgeTimeoutsFromEnv } from '../../proxy-core/http/limits.ts'
 import { holdsWithin } from '../helpers/attempt.ts'
 import { createManualClock, type ManualClock } from '../helpers/manual-clock.ts'
 
@@ -174,5 +174,47 @@ describe('a request body that stops arriving', () => {
     open()
     expect(await holdsWithin(() => c.text().includes(`got ${size}`), 5000)).toBe(true)
     expect(listener.refusals()).toEqual({})
+  })
+})
+
+describe('a head that stops arriving', () => {
+  it('is answered 408 after headersTimeout, and an idle keep-alive connection is closed after keepAliveTimeout', async () => {
+    const clock = createManualClock()
+    const listener = await serve(
+      clock,
+      { headersTimeout: 5_000, keepAliveTimeout: 8_000 },
+      counting(new Map()),
+    )
+    const partial = await client(listener)
+    partial.socket.write('GET / HTTP/1.1\r\nHost: sv')
+    const idle = await client(listener)
+    await clock.advance(4_000)
+    expect(partial.closed() || idle.closed()).toBe(false)
+    await clock.advance(2_000)
+    expect(await holdsWithin(() => partial.closed())).toBe(true)
+    expect(partial.text()).toMatch(
+      /^HTTP\/1\.1 408 Request Timeout\r\n[\s\S]*x-meshgate-error: request_timeout\r\n/,
+    )
+    expect(idle.closed()).toBe(false)
+    await clock.advance(3_000)
+    expect(await holdsWithin(() => idle.closed())).toBe(true)
+    expect(idle.text()).toBe('')
+  })
+})
+
+describe('edgeTimeoutsFromEnv', () => {
+  it('reads durations and a rate, and names the variable of a bad value', () => {
+    expect(edgeTimeoutsFromEnv({})).toEqual({})
+    expect(
+      edgeTimeoutsFromEnv({
+        MESHGATE_BODY_IDLE_TIMEOUT: '300ms',
+        MESHGATE_HEADERS_TIMEOUT: '1m',
+        MESHGATE_BODY_MIN_RATE: '0',
+      }),
+    ).toEqual({ bodyIdleTimeout: 300, headersTimeout: 60_000, bodyMinRate: 0 })
+    expect(() => edgeTimeoutsFromEnv({ MESHGATE_BODY_IDLE_TIMEOUT: '30' })).toThrow(
+      /MESHGATE_BODY_IDLE_TIMEOUT/,
+    )
+    expect(() => edgeTimeoutsFromEnv({ MESHGATE_BODY_MIN_RATE: '1.5' })).toThrow(/MESHGATE_BODY_MIN_RATE/)
   })
 })
