@@ -11,9 +11,18 @@ export const ErrorCodes = {
   unknownService: 'unknown_service',
   /** A Lambda target ran and threw: API Gateway answers 502 for the same. */
   functionError: 'function_error',
+  // Refusals at the HTTP edge, one code per status (RFC 9110 §15.5, §15.6).
   badRequest: 'bad_request',
+  methodNotAllowed: 'method_not_allowed',
+  /** A head or body that stopped arriving (408). */
+  requestTimeout: 'request_timeout',
   requestTooLarge: 'request_too_large',
+  uriTooLong: 'uri_too_long',
+  expectationFailed: 'expectation_failed',
   headersTooLarge: 'headers_too_large',
+  /** A transfer coding the edge does not implement (501). */
+  notImplemented: 'not_implemented',
+  versionNotSupported: 'version_not_supported',
 } as const
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes]
 
@@ -26,8 +35,14 @@ const STATUS: Readonly<Record<ErrorCode, number>> = {
   unknown_service: 404,
   function_error: 502,
   bad_request: 400,
+  method_not_allowed: 405,
+  request_timeout: 408,
   request_too_large: 413,
+  uri_too_long: 414,
+  expectation_failed: 417,
   headers_too_large: 431,
+  not_implemented: 501,
+  version_not_supported: 505,
 }
 
 export class MeshError extends Error {

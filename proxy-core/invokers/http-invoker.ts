@@ -4,8 +4,8 @@
 // the largest module in the bundle: ~40 ms and several MB of heap).
 
 import type { Invoker } from '../engine/types.ts'
+import { createHttp1Invoker, type Http1Options, type PoolStats } from '../http/http1-client.ts'
 import type { UndiciInvoker, UndiciInvokerOptions } from './http-undici.ts'
-import { createHttp1Invoker, type Http1Options, type PoolStats } from './http1.ts'
 
 export type HttpInvokerOptions = Http1Options & Pick<UndiciInvokerOptions, 'tls'>
 

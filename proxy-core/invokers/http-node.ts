@@ -4,17 +4,11 @@
 
 import type { ClientRequest, Agent as HttpAgent, IncomingMessage, RequestOptions } from 'node:http'
 import { toAbortSignal } from '../engine/cancel.ts'
-import type {
-  AttemptRequest,
-  CancelSignal,
-  Endpoint,
-  HeaderMap,
-  Invoker,
-  MeshResponse,
-} from '../engine/types.ts'
+import type { HeaderMap, Invoker, MeshBody, MeshResponse } from '../engine/types.ts'
 import { FailureKinds, UpstreamFailure } from '../engine/types.ts'
-import { connectionTokens, dropHeader } from './hop-by-hop.ts'
-import { CONNECT_ERROR_CODES } from './net-errors.ts'
+import { endWhole } from '../http/body-stream.ts'
+import { forwardedCopy } from '../http/header-policy.ts'
+import { upstreamFailure } from '../http/upstream-failure.ts'
 
 export interface NodeHttpInvokerOptions {
   /** Idle keep-alive sockets are closed after this many ms. 5000: Node's own global agent default. */
@@ -28,15 +22,7 @@ export interface NodeHttpInvokerOptions {
  * `TE: trailers` goes too: this invoker collects whole responses and delivers no trailers.
  */
 export function stripHopByHop(headers: HeaderMap): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = {}
-  const listed = connectionTokens(headers.connection)
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined) continue
-    const key = name.toLowerCase()
-    if (dropHeader(key, listed)) continue
-    out[key] = value
-  }
-  return out
+  return forwardedCopy(headers) as Record<string, string | string[]>
 }
 
 interface Net {
@@ -66,7 +52,7 @@ export function createNodeHttpInvoker(opts: NodeHttpInvokerOptions = {}): Invoke
     return loading
   }
 
-  async function invoke(req: AttemptRequest, ep: Endpoint, cancel: CancelSignal): Promise<MeshResponse> {
+  const invoke: Invoker['invoke'] = async (req, ep, cancel) => {
     const signal = toAbortSignal(cancel)
     if (signal.aborted) throw new UpstreamFailure(FailureKinds.timeout, `aborted before sending to ${ep.id}`)
     const { http, https, agents } = net ?? (await load())
@@ -121,11 +107,7 @@ export function createNodeHttpInvoker(opts: NodeHttpInvokerOptions = {}): Invoke
           settled = true
           signal.removeEventListener('abort', onAbort)
           const buf = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, length)
-          const listed = connectionTokens(res.headers.connection)
-          const resHeaders: HeaderMap = {}
-          for (const [name, value] of Object.entries(res.headers)) {
-            if (value !== undefined && !dropHeader(name, listed)) resHeaders[name] = value
-          }
+          const resHeaders = forwardedCopy(res.headers)
           resolve({
             status: res.statusCode ?? 502,
             headers: resHeaders,
@@ -151,15 +133,8 @@ export function createNodeHttpInvoker(opts: NodeHttpInvokerOptions = {}): Invoke
   return { invoke }
 }
 
-async function writeBody(creq: ClientRequest, body: AttemptRequest['body']): Promise<void> {
-  if (body === null) {
-    creq.end()
-    return
-  }
-  if (typeof body === 'string' || body instanceof Uint8Array) {
-    creq.end(body)
-    return
-  }
+async function writeBody(creq: ClientRequest, body: MeshBody): Promise<void> {
+  if (endWhole(creq, body)) return
   for await (const chunk of body) {
     if (creq.destroyed) return
     if (!creq.write(chunk)) {
@@ -178,19 +153,6 @@ async function writeBody(creq: ClientRequest, body: AttemptRequest['body']): Pro
 }
 
 function classify(err: unknown, connected: boolean, signal: AbortSignal, origin: string): UpstreamFailure {
-  if (err instanceof UpstreamFailure) return err
-  const e = (typeof err === 'object' && err !== null ? err : {}) as {
-    code?: string
-    message?: string
-    name?: string
-  }
-  const message = `${origin}: ${e.message ?? String(err)}`
-  if (signal.aborted || e.name === 'AbortError') {
-    return new UpstreamFailure(FailureKinds.timeout, message, { cause: err })
-  }
-  if (!connected && e.code !== undefined && (CONNECT_ERROR_CODES.has(e.code) || e.code === 'ECONNRESET')) {
-    // Refused, unresolvable, unreachable, or reset during the handshake: nothing reached the app.
-    return new UpstreamFailure(FailureKinds.connectFailure, message, { cause: err })
-  }
-  return new UpstreamFailure(FailureKinds.reset, message, { cause: err })
+  // Refused, unresolvable, unreachable, or reset during the handshake: nothing reached the app.
+  return upstreamFailure(err, { aborted: signal.aborted, connected, what: origin })
 }

@@ -8,14 +8,13 @@ import type {
   AttemptRequest,
   CancelSignal,
   Endpoint,
-  FailureKind,
   HeaderMap,
   Invoker,
   MeshResponse,
 } from '../engine/types.ts'
 import { FailureKinds, UpstreamFailure } from '../engine/types.ts'
-import { connectionTokens, dropHeader, keepTe } from './hop-by-hop.ts'
-import { CONNECT_ERROR_CODES } from './net-errors.ts'
+import { connectionTokens, forwardedRequestValue, stripResponseHopByHop } from '../http/header-policy.ts'
+import { upstreamFailure } from '../http/upstream-failure.ts'
 
 export interface UndiciInvokerOptions {
   /** Connections per origin; null: no limit (the circuit breaker bounds concurrency). */
@@ -101,7 +100,8 @@ export function createUndiciInvoker(opts: UndiciInvokerOptions = {}): UndiciInvo
     } catch (err) {
       throw toFailure(err, signal)
     }
-    const headers = incomingHeaders(res.headers as HeaderMap)
+    // undici's header object is ours now: edited in place.
+    const headers = stripResponseHopByHop(res.headers as HeaderMap)
     if (bodyless(req.method, res.statusCode)) {
       res.body.resume()
       return { status: res.statusCode, headers, body: null }
@@ -143,58 +143,16 @@ function outgoingHeaders(headers: HeaderMap): string[] {
   const listed = connectionTokens(headers.connection)
   const out: string[] = []
   for (const name in headers) {
-    const value = headers[name]
-    if (value === undefined) continue
-    if (name === 'te') {
-      if (keepTe(value)) out.push('te', 'trailers')
-      continue
-    }
+    const given = headers[name]
     // Expect: 100-continue is answered by the sidecar's own server; undici refuses the header anyway.
-    if (name === 'expect' || dropHeader(name, listed)) continue
+    const value = given === undefined ? undefined : forwardedRequestValue(name, given, listed)
     if (typeof value === 'string') out.push(name, value)
-    else for (const v of value) out.push(name, v)
+    else if (value !== undefined) for (const v of value) out.push(name, v)
   }
   return out
 }
 
-/** The response headers without hop-by-hop ones. Edits undici's object in place: it is ours now. */
-function incomingHeaders(headers: HeaderMap): HeaderMap {
-  const listed = connectionTokens(headers.connection)
-  for (const name in headers) {
-    if (dropHeader(name, listed)) delete headers[name]
-  }
-  return headers
-}
-
-const TIMEOUT_CODES: ReadonlySet<string> = new Set([
-  'UND_ERR_HEADERS_TIMEOUT',
-  'UND_ERR_BODY_TIMEOUT',
-  'UND_ERR_ABORTED',
-  'ABORT_ERR',
-])
-
-/** The error's code and its cause's: undici wraps socket errors (ECONNREFUSED under UND_ERR_SOCKET). */
-function errorCodes(err: unknown): string[] {
-  const codes: string[] = []
-  if (typeof err !== 'object' || err === null) return codes
-  const e = err as { code?: unknown; cause?: { code?: unknown } | null }
-  if (typeof e.code === 'string') codes.push(e.code)
-  if (typeof e.cause?.code === 'string') codes.push(e.cause.code)
-  return codes
-}
-
-/**
- * Map whatever undici threw to the pipeline's failure kinds: the signal firing is a timeout whatever
- * error it surfaced as; a connection never made is a connect-failure (safe to retry anywhere); anything
- * that broke an established exchange (reset, closed socket, a parser error) is a reset.
- */
+/** Whatever undici threw, as the pipeline's failure (the signal firing is a timeout whatever it surfaced as). */
 function toFailure(err: unknown, signal: AbortSignal): UpstreamFailure {
-  if (err instanceof UpstreamFailure) return err
-  const message = err instanceof Error ? err.message : String(err)
-  const codes = errorCodes(err)
-  let kind: FailureKind = FailureKinds.reset
-  if (signal.aborted || codes.some((c) => TIMEOUT_CODES.has(c))) kind = FailureKinds.timeout
-  else if (codes.some((c) => CONNECT_ERROR_CODES.has(c))) kind = FailureKinds.connectFailure
-  const code = codes.at(-1)
-  return new UpstreamFailure(kind, code === undefined ? message : `${code}: ${message}`, { cause: err })
+  return upstreamFailure(err, { aborted: signal.aborted })
 }

@@ -9,8 +9,8 @@ import type { InvokeCommandOutput, LambdaClient } from '@aws-sdk/client-lambda'
 import { toAbortSignal } from '../engine/cancel.ts'
 import type { AttemptRequest, CancelSignal, Endpoint, Invoker, MeshResponse } from '../engine/types.ts'
 import { FailureKinds, UpstreamFailure } from '../engine/types.ts'
+import { networkFailureKind } from '../http/upstream-failure.ts'
 import { collectBody, fromLambdaResult, toHttpApiV2Event } from '../lambda/events.ts'
-import { CONNECT_ERROR_CODES, RESET_ERROR_CODES } from './net-errors.ts'
 
 export interface LambdaInvokerOptions {
   /** An emulator or VPC endpoint, e.g. `http://127.0.0.1:3002`. Default: `MESHGATE_LAMBDA_ENDPOINT`. */
@@ -56,11 +56,11 @@ export function classifyLambdaError(err: unknown, signal: AbortSignal): Upstream
   if (e.name === 'ResourceNotFoundException') {
     return new UpstreamFailure(FailureKinds.connectFailure, `lambda unavailable: ${message}`, { cause: err })
   }
-  const code = e.code ?? (e.cause as SdkLikeError | undefined)?.code
-  if (code && CONNECT_ERROR_CODES.has(code)) {
+  const kind = networkFailureKind(err, { aborted: false })
+  if (kind === FailureKinds.connectFailure) {
     return new UpstreamFailure(FailureKinds.connectFailure, `lambda endpoint: ${message}`, { cause: err })
   }
-  if ((code && RESET_ERROR_CODES.has(code)) || /socket hang up/i.test(message)) {
+  if (kind === FailureKinds.reset || /socket hang up/i.test(message)) {
     return new UpstreamFailure(FailureKinds.reset, `lambda endpoint: ${message}`, { cause: err })
   }
   // Anything else the Lambda API answered (5xx service errors, KMS, invalid payloads): the function

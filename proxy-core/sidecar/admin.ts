@@ -13,6 +13,22 @@ export interface AdminState {
   /** Extra JSON for `/stats`: listeners, pools, reloads. */
   stats(): Record<string, unknown>
   registry: MetricsRegistry
+  /** Requests the HTTP edge refused itself, by listener and error code (a closed set of each). */
+  refusals?(): Record<string, Readonly<Record<string, number>>>
+}
+
+/** The edge's refusals as one Prometheus counter: `listener` and `code` are closed sets, never input. */
+function refusalMetrics(refusals: Record<string, Readonly<Record<string, number>>>): string {
+  let out =
+    '# HELP meshgate_edge_refusals_total Requests the HTTP edge refused itself (malformed, too large, timed out).\n' +
+    '# TYPE meshgate_edge_refusals_total counter\n'
+  for (const listener in refusals) {
+    const codes = refusals[listener]!
+    for (const code in codes) {
+      out += `meshgate_edge_refusals_total{listener="${listener}",code="${code}"} ${codes[code]}\n`
+    }
+  }
+  return out
 }
 
 function send(res: ServerResponse, status: number, type: string, body: string): void {
@@ -76,7 +92,12 @@ export function createAdminHandler(state: AdminState) {
       case '/stats':
         return json(res, 200, { ...state.stats(), series: seriesStats(state.registry) })
       case '/metrics':
-        return send(res, 200, PROMETHEUS_CONTENT_TYPE, formatPrometheus(state.registry))
+        return send(
+          res,
+          200,
+          PROMETHEUS_CONTENT_TYPE,
+          formatPrometheus(state.registry) + (state.refusals ? refusalMetrics(state.refusals()) : ''),
+        )
       case '/config': {
         const cfg = state.config()
         return cfg === undefined ? json(res, 503, { error: 'no config' }) : json(res, 200, cfg)

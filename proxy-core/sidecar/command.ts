@@ -6,6 +6,7 @@ import type { FSWatcher } from 'node:fs'
 import { watch } from 'node:fs'
 import { basename, dirname, resolve } from 'node:path'
 import { parseDuration } from '../config/duration.ts'
+import { edgeTimeoutsFromEnv } from '../http/limits.ts'
 import type { Sidecar, SidecarOptions } from './index.ts'
 import { DEFAULT_ADMIN, DEFAULT_DRAIN_MS, DEFAULT_INBOUND, DEFAULT_OUTBOUND, startSidecar } from './index.ts'
 import { createLineWriter } from './line-writer.ts'
@@ -32,6 +33,7 @@ export const SIDECAR_USAGE = `usage: meshgate sidecar --config FILE --service NA
                         [--outbound ${DEFAULT_OUTBOUND}] [--inbound ${DEFAULT_INBOUND}]
                         [--admin ${DEFAULT_ADMIN}] [--drain ${DEFAULT_DRAIN_MS / 1000}s]
 Each flag can also come from the environment: ${Object.values(FLAGS).join(', ')}.
+Listener timeouts come from MESHGATE_HEADERS_TIMEOUT, MESHGATE_BODY_IDLE_TIMEOUT, MESHGATE_BODY_MIN_RATE.
 Port 0 binds a free port; the bound addresses are printed as one JSON line on stdout.`
 
 class UsageError extends Error {}
@@ -94,6 +96,11 @@ export function parseSidecarArgs(argv: readonly string[], env: NodeJS.ProcessEnv
   }
   const drain = get('drain')
   if (drain !== undefined) opts.drainMs = parseDrain(drain)
+  try {
+    opts.edge = edgeTimeoutsFromEnv(env)
+  } catch (err) {
+    throw new UsageError((err as Error).message)
+  }
   return opts
 }
 

@@ -9,6 +9,7 @@ import { compileMesh } from '../engine/compile.ts'
 import { createMeshRuntime } from '../engine/runtime.ts'
 import type { MeshConfig, MeshRuntime, RequestEvent, TelemetrySink } from '../engine/types.ts'
 import { systemClock, systemRandom, systemTimers } from '../engine/types.ts'
+import type { EdgeTimeouts } from '../http/limits.ts'
 import type { HttpInvokerOptions } from '../invokers/http-invoker.ts'
 import { createHttpInvoker } from '../invokers/http-invoker.ts'
 import { createLambdaInvoker } from '../invokers/lambda-invoker.ts'
@@ -74,6 +75,8 @@ export interface SidecarOptions {
   cloudMap?: CloudMapClientOptions
   /** Options for the upstream pools. */
   http?: HttpInvokerOptions
+  /** Timeouts of the outbound and inbound listeners' connections (http/limits.ts has the defaults). */
+  edge?: Partial<EdgeTimeouts>
 }
 
 export interface SidecarAddresses {
@@ -227,6 +230,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
       parseListenAddress(opts.outbound ?? DEFAULT_OUTBOUND),
       createOutboundHandler({ runtime: current, draining: isDraining, trace: (h) => tracing.outbound(h) }),
       onError,
+      { timeouts: opts.edge },
     )
     listeners.push(outbound)
     if (opts.app !== undefined) {
@@ -244,6 +248,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
           draining: isDraining,
         }),
         onError,
+        { timeouts: opts.edge },
       )
       listeners.push(inbound)
     }
@@ -253,6 +258,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
         config: () => generation?.runtime.config,
         draining: isDraining,
         registry,
+        refusals: () => ({ outbound: outbound.refusals(), inbound: inbound?.refusals() ?? {} }),
         stats: () => ({
           service: opts.service,
           mesh: current().config.mesh,
@@ -265,6 +271,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
             pipeline: current().inFlight(),
           },
           connections: { outbound: outbound.connections(), inbound: inbound?.connections() ?? 0 },
+          refusals: { outbound: outbound.refusals(), inbound: inbound?.refusals() ?? {} },
           upstreamPools: http.stats(),
           endpoints: current().endpoints(),
           healthChecks: healthChecks.snapshot(),

@@ -3,12 +3,13 @@
 // graceful drain needs (requests in flight, open connections, stop accepting without cutting anyone off).
 
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { createServer, STATUS_CODES } from 'node:http'
+import { createServer } from 'node:http'
 import type { Socket } from 'node:net'
 import { Server as NetServer } from 'node:net'
-import { ErrorCodes } from '../engine/errors.ts'
-import type { Listener } from './http1-server.ts'
-import { KEEP_ALIVE_TIMEOUT, MAX_HEADER_BYTES, MAX_HEADER_COUNT } from './limits.ts'
+import { type ErrorCode, ErrorCodes } from '../engine/errors.ts'
+import type { Listener } from '../http/http1-server.ts'
+import { KEEP_ALIVE_TIMEOUT, MAX_HEADER_BYTES, MAX_HEADER_COUNT } from '../http/limits.ts'
+import { refusalText } from '../http/refusal.ts'
 import type { ListenAddress } from './listen-address.ts'
 import { boundAddress, listen as listenOn } from './listen-address.ts'
 
@@ -16,35 +17,11 @@ export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => Prom
 
 export type { Listener }
 
-/** A raw error response on a socket whose request node could not parse. */
-function rawError(status: number, code: string): string {
-  const body = JSON.stringify({ error: code })
-  return (
-    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n` +
-    'content-type: application/json\r\n' +
-    `content-length: ${Buffer.byteLength(body)}\r\n` +
-    `x-meshgate-error: ${code}\r\n` +
-    'connection: close\r\n\r\n' +
-    body
-  )
-}
-
-function onClientError(err: Error & { code?: string }, socket: Socket): void {
-  // A reset peer, or a response already on its way: nothing sensible can be written any more.
-  const started = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent
-  if (err.code === 'ECONNRESET' || !socket.writable || started === true) {
-    socket.destroy()
-    return
-  }
-  let status = 400
-  let code: string = ErrorCodes.badRequest
-  if (err.code === 'HPE_HEADER_OVERFLOW') {
-    status = 431
-    code = ErrorCodes.headersTooLarge
-  } else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
-    status = 408
-  }
-  socket.end(rawError(status, code))
+/** What node's parser reported → the refusal's code in the error table. */
+function refusalCode(err: Error & { code?: string }): ErrorCode {
+  if (err.code === 'HPE_HEADER_OVERFLOW') return ErrorCodes.headersTooLarge
+  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') return ErrorCodes.requestTimeout
+  return ErrorCodes.badRequest
 }
 
 /** Starts a listener; resolves once it is bound. `onError` hears of errors a handler failed to answer. */
@@ -84,14 +61,25 @@ export async function listen(
   )
   // node stores at most this many header lines; one more than the limit lets the handler see the excess.
   server.maxHeadersCount = MAX_HEADER_COUNT + 1
-  server.on('clientError', onClientError)
+  const refusals: Record<string, number> = Object.create(null)
+  const refuse = (socket: Socket, code: ErrorCode) => {
+    refusals[code] = (refusals[code] ?? 0) + 1
+    socket.end(refusalText(code), 'latin1')
+  }
+  server.on('clientError', (err: Error & { code?: string }, socket: Socket) => {
+    // A reset peer, or a response already on its way: nothing sensible can be written any more.
+    const started = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage
+      ?.headersSent
+    if (err.code === 'ECONNRESET' || !socket.writable || started === true) socket.destroy()
+    else refuse(socket, refusalCode(err))
+  })
   server.on('connection', (socket: Socket) => {
     sockets.add(socket)
     socket.once('close', () => sockets.delete(socket))
   })
   // CONNECT would make the sidecar a tunnel to anywhere: never.
   server.on('connect', (_req: IncomingMessage, socket: Socket) => {
-    socket.end(rawError(405, ErrorCodes.badRequest))
+    refuse(socket, ErrorCodes.methodNotAllowed)
   })
 
   await listenOn(server, at.port, at.host)
@@ -103,6 +91,7 @@ export async function listen(
     inFlight: () => inFlight,
     lastActivity: () => lastActivity,
     connections: () => sockets.size,
+    refusals: () => ({ ...refusals }),
     stopAccepting() {
       if (!accepting) return
       accepting = false

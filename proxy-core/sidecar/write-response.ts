@@ -5,11 +5,12 @@
 // CPU under load, so the two listeners it needs are written out here.
 
 import type { ServerResponse } from 'node:http'
-import { Readable } from 'node:stream'
+import type { Readable } from 'node:stream'
 import type { ErrorCode } from '../engine/errors.ts'
 import { errorResponse, MeshError } from '../engine/errors.ts'
 import type { MeshResponse } from '../engine/types.ts'
-import { connectionTokens, dropHeader } from '../invokers/hop-by-hop.ts'
+import { endWhole, readableOf } from '../http/body-stream.ts'
+import { connectionTokens, dropHeader } from '../http/header-policy.ts'
 
 export interface WriteOptions {
   /** Ask the client to close the connection after this response (set while draining). */
@@ -31,18 +32,7 @@ export async function writeResponse(
   if (opts.close) out.setHeader('connection', 'close')
   out.statusCode = res.status
   const body = res.body
-  if (body === null) {
-    out.end()
-    return
-  }
-  if (typeof body === 'string' || body instanceof Uint8Array) {
-    out.end(body)
-    return
-  }
-  // undici's bodies are Readables; any other async iterable (another invoker's) is wrapped in one.
-  const src =
-    typeof (body as Partial<Readable>).pipe === 'function' ? (body as Readable) : Readable.from(body)
-  await pipe(src, out)
+  if (!endWhole(out, body)) await pipe(readableOf(body), out)
 }
 
 /** `src.pipe(out)`, settled when `out` has finished (or either side broke; then both are destroyed). */

@@ -14,9 +14,9 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { MeshBody } from '../../proxy-core/engine/types.ts'
 import { UpstreamFailure } from '../../proxy-core/engine/types.ts'
+import { createHttp1Invoker } from '../../proxy-core/http/http1-client.ts'
 import { createHttpInvoker } from '../../proxy-core/invokers/http-invoker.ts'
 import { createUndiciInvoker } from '../../proxy-core/invokers/http-undici.ts'
-import { createHttp1Invoker } from '../../proxy-core/invokers/http1.ts'
 import { attempt, endpoint } from '../helpers/attempt.ts'
 
 async function text(body: MeshBody): Promise<string> {

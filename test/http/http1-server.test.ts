@@ -1,4 +1,4 @@
-// The sidecar's own HTTP/1.1 server (proxy-core/sidecar/http1-server.ts) at the edges of RFC 9112, over
+// The sidecar's own HTTP/1.1 server (proxy-core/http/http1-server.ts) at the edges of RFC 9112, over
 // real sockets on loopback: hand-written `net` clients where the bytes on the wire must be exact,
 // node:http where an ordinary client will do. Nothing is mocked; every listener and socket a test opens
 // is closed after it.
@@ -12,8 +12,8 @@ import { connect } from 'node:net'
 import { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { afterEach, describe, expect, it } from 'vitest'
-import type { DownstreamHandler, DownstreamRequest, Listener } from '../../proxy-core/sidecar/http1-server.ts'
-import { listenHttp1 } from '../../proxy-core/sidecar/http1-server.ts'
+import type { DownstreamHandler, DownstreamRequest, Listener } from '../../proxy-core/http/http1-server.ts'
+import { listenHttp1 } from '../../proxy-core/http/http1-server.ts'
 import { holdsWithin } from '../helpers/attempt.ts'
 
 // ---------------------------------------------------------------------------------------------
@@ -577,6 +577,7 @@ const refusals: [string, string, number][] = [
   ['CONNECT', 'CONNECT svc:443 HTTP/1.1\r\nHost: svc:443\r\n\r\n', 405],
   ['a head over 16 KiB', bigHead, 431],
   ['an unterminated head over 16 KiB', bigHead.slice(0, -4), 431],
+  ['a request line over 16 KiB', `GET /${'a'.repeat(17 * 1024)} HTTP/1.1\r\nHost: svc\r\n\r\n`, 414],
   ['more than 100 field lines', manyFields, 431],
   ['two Host fields', 'GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n', 400],
   [
@@ -613,6 +614,15 @@ const refusals: [string, string, number][] = [
   ],
 ]
 
+const CODE_OF: Record<number, string> = {
+  400: 'bad_request',
+  405: 'method_not_allowed',
+  414: 'uri_too_long',
+  417: 'expectation_failed',
+  431: 'headers_too_large',
+  505: 'version_not_supported',
+}
+
 describe('refusals', () => {
   it.each(refusals.map(([name, wire, status]) => ({ name, wire, status })))(
     'answers $name with $status and connection: close, then serves others',
@@ -623,7 +633,8 @@ describe('refusals', () => {
       const res = await client.response()
       expect(res.status).toBe(status)
       expect(field(res, 'connection')).toBe('close')
-      expect(field(res, 'x-meshgate-error')).toBeDefined()
+      // The code is the error table's own for this status: one code per status.
+      expect(field(res, 'x-meshgate-error')).toBe(CODE_OF[status])
       expect(JSON.parse(res.body.toString())).toEqual({ error: field(res, 'x-meshgate-error') })
       await client.end()
       expect(server.requests).toHaveLength(0)
@@ -669,7 +680,7 @@ describe('refusals', () => {
     expect(server.requests).toHaveLength(0)
   })
 
-  it('errors the body stream on a malformed chunk size and closes, with nothing uncaught', async () => {
+  it('errors the body stream on a malformed chunk size, answers 400 and closes, with nothing uncaught', async () => {
     const uncaught = watchUncaught()
     const firstPiece = deferred<string>()
     const failure = deferred<Error>()
@@ -691,7 +702,10 @@ describe('refusals', () => {
     const err = await bounded(failure.promise, 'the body stream to error')
     expect(err.message).toMatch(/chunk/)
     await client.until(() => client.closed, 'the connection to close')
-    expect(client.text).toBe('')
+    // The handler's own answer never goes out: the refusal from the error table does.
+    expect(client.text).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/)
+    expect(client.text).toContain('x-meshgate-error: bad_request\r\n')
+    expect(client.text).not.toContain('complete?')
     expect(
       await holdsWithin(() => server.listener.inFlight() === 0 && server.listener.connections() === 0),
     ).toBe(true)
@@ -699,15 +713,20 @@ describe('refusals', () => {
     expect(uncaught).toEqual([])
   })
 
-  it('closes on a malformed chunk that came with the head, the handler unread, with nothing uncaught', async () => {
+  it('answers 400 and closes on a malformed chunk that came with the head, no handler run, with nothing uncaught', async () => {
     const uncaught = watchUncaught()
+    let handled = 0
     const server = await serve(async (req) => {
+      handled++
       await sleep(20)
       await req.respond({ status: 200, headers: {}, body: 'ignored the body' }, false)
     })
     const client = await rawClient(server)
     client.write('POST /c HTTP/1.1\r\nHost: svc\r\nTransfer-Encoding: chunked\r\n\r\nnot-hex\r\n')
     await client.until(() => client.closed, 'the connection to close')
+    expect(client.text).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/)
+    expect(client.text).not.toContain('ignored the body')
+    expect(handled).toBe(0)
     expect(
       await holdsWithin(() => server.listener.inFlight() === 0 && server.listener.connections() === 0),
     ).toBe(true)

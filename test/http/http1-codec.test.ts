@@ -13,8 +13,8 @@ import {
   fieldName,
   parseFields,
   statusOf,
-} from '../../proxy-core/invokers/http1-codec.ts'
-import { type Listener, listenHttp1 } from '../../proxy-core/sidecar/http1-server.ts'
+} from '../../proxy-core/http/http1-codec.ts'
+import { type Listener, listenHttp1 } from '../../proxy-core/http/http1-server.ts'
 
 /** The chunked coding of `pieces`, with a chunk extension and a trailer now and then. */
 function encodeChunked(pieces: Uint8Array[], ext: boolean, trailer: boolean): Buffer {
@@ -258,12 +258,32 @@ describe('parseFields values', () => {
   it('drops spaces and tabs around a value, and nothing else', () => {
     const headers: HeaderMap = Object.create(null)
     const n = parseFields(
-      ['', 'a:x', 'b: \t y z \t', 'c:', 'd:  ', 'e: \u00a0v\u00a0', 'f: one space'],
+      ['', 'a:x', 'b: \t y z \t', 'c:', 'd:  ', 'f: one space', 'g: voil\u00c3\u00a0'],
       1,
       headers,
       false,
     )
     expect(n).toBe(6)
-    expect({ ...headers }).toEqual({ a: 'x', b: 'y z', c: '', d: '', e: '\u00a0v\u00a0', f: 'one space' })
+    // `voilà` in UTF-8 ends in the byte A0 after its lead byte C3: a letter, not a space.
+    expect({ ...headers }).toEqual({ a: 'x', b: 'y z', c: '', d: '', f: 'one space', g: 'voil\u00c3\u00a0' })
+  })
+
+  it('refuses in a request a value with other whitespace or controls at its edges; a response keeps a no-break space', () => {
+    for (const value of [
+      '5\u000b',
+      '\u000c5',
+      '5\u00a0',
+      '\u00a05',
+      '5\u00c2\u00a0',
+      '\u00c2\u00a05',
+      '5\u0000',
+      'a\rb',
+      'a\nb',
+    ]) {
+      expect(parseFields(['', `content-length: ${value}`], 1, Object.create(null), false)).toMatch(/value/)
+    }
+    const headers: HeaderMap = Object.create(null)
+    expect(parseFields(['', 'e: \u00a0v\u00a0'], 1, headers, true)).toBe(1)
+    expect(headers.e).toBe('\u00a0v\u00a0')
   })
 })

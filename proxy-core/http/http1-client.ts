@@ -21,20 +21,19 @@ import type {
   MeshResponse,
 } from '../engine/types.ts'
 import { FailureKinds, UpstreamFailure } from '../engine/types.ts'
-import { connectionTokens, dropHeader, keepTe } from './hop-by-hop.ts'
+import { stripResponseHopByHop } from './header-policy.ts'
 import {
-  BAD_VALUE,
   ChunkedDecoder,
   CRLF2,
   connectionHas,
   contentLength,
   endsChunked,
-  isFieldName,
+  fieldLines,
   parseFields,
   statusOf,
 } from './http1-codec.ts'
-import { CONNECT_ERROR_CODES } from './net-errors.ts'
 import { writeAtTurnEnd } from './turn-writes.ts'
+import { upstreamFailure } from './upstream-failure.ts'
 
 export interface Http1Options {
   /** Connections per origin; null: no limit (the circuit breaker bounds concurrency). */
@@ -376,7 +375,11 @@ class Exchange {
 
   /** Reads heads (skipping 1xx ones); returns the bytes after the final head, or undefined to wait. */
   private parseHeads(chunk: Buffer): Buffer | undefined {
-    let buf = this.partial === undefined ? chunk : Buffer.concat([this.partial, chunk])
+    // `buf` is ours when it was concatenated; else a view of the shared read buffer, which the next
+    // read overwrites: a partial head kept past this read is copied (issue 23: after an interim head,
+    // the view of the final head's first part was kept and corrupted).
+    const owned = this.partial !== undefined
+    let buf = owned ? Buffer.concat([this.partial!, chunk]) : chunk
     this.partial = undefined
     const limit = this.pool.settings.maxHeaderSize
     for (;;) {
@@ -384,7 +387,7 @@ class Exchange {
       if (end < 0 || end > limit) {
         if (end > limit || buf.length > limit) {
           this.fail(failure(FailureKinds.reset, `response head larger than ${limit} bytes`))
-        } else this.partial = buf === chunk ? Buffer.from(buf) : buf // the read buffer is reused
+        } else this.partial = owned ? buf : Buffer.from(buf)
         return undefined
       }
       const problem = this.parseHead(buf.toString('latin1', 0, end))
@@ -527,10 +530,7 @@ class Exchange {
     if (this.settled) return
     this.settled = true
     this.signal.removeEventListener('abort', this.onAbort)
-    const headers = this.headers!
-    const listed = connectionTokens(headers.connection)
-    for (const name in headers) if (dropHeader(name, listed)) delete headers[name]
-    this.resolve({ status: this.status, headers, body })
+    this.resolve({ status: this.status, headers: stripResponseHopByHop(this.headers!), body })
   }
 
   /** The response has ended; `extra` is whatever came after it, which must be nothing. */
@@ -571,16 +571,8 @@ class Exchange {
     this.detach()
     if (this.phase === Phase.done) return
     const err = conn.error
-    const code = (err as { code?: string } | undefined)?.code
     if (!conn.connected) {
-      const kind = code === 'ETIMEDOUT' || (code !== undefined && CONNECT_ERROR_CODES.has(code))
-      this.fail(
-        failure(
-          kind ? FailureKinds.connectFailure : FailureKinds.reset,
-          describe(err, 'connect failed'),
-          err,
-        ),
-      )
+      this.fail(upstreamFailure(err, { aborted: false, connected: false }, 'connect failed'))
       return
     }
     // A kept-alive connection the upstream closed just as we reused it: nothing was processed, so an
@@ -591,7 +583,7 @@ class Exchange {
       this.pool.assign(this, true)
       return
     }
-    this.fail(failure(FailureKinds.reset, describe(err, 'upstream closed the connection'), err))
+    this.fail(upstreamFailure(err, { aborted: false, connected: true }, 'upstream closed the connection'))
   }
 
   private replayable(): boolean {
@@ -656,40 +648,6 @@ function drained(socket: Socket): Promise<void> {
   })
 }
 
-function describe(err: Error | undefined, fallback: string): string {
-  if (err === undefined) return fallback
-  const code = (err as { code?: string }).code
-  return code === undefined ? err.message : `${code}: ${err.message}`
-}
-
-/**
- * The request's header lines, hop-by-hop ones and framing left out (the client sets its own). Names
- * and values are checked: a value with CR or LF from a header rule would split the request.
- */
-function serializeHeaders(headers: HeaderMap): string {
-  const listed = connectionTokens(headers.connection)
-  let out = ''
-  for (const name in headers) {
-    const value = headers[name]
-    if (value === undefined) continue
-    if (name === 'te') {
-      if (keepTe(value)) out += 'te: trailers\r\n'
-      continue
-    }
-    // Expect: 100-continue was answered by the sidecar's own server.
-    if (name === 'content-length' || name === 'expect' || dropHeader(name, listed)) continue
-    if (!isFieldName(name)) throw failure(FailureKinds.reset, `invalid header name ${JSON.stringify(name)}`)
-    if (typeof value === 'string') out += line(name, value)
-    else for (const v of value) out += line(name, v)
-  }
-  return out
-}
-
-function line(name: string, value: string): string {
-  if (BAD_VALUE.test(value)) throw failure(FailureKinds.reset, `invalid value for header ${name}`)
-  return `${name}: ${value}\r\n`
-}
-
 export function createHttp1Invoker(opts: Http1Options = {}): Http1Invoker {
   const settings: Settings = {
     connections: opts.connections ?? Number.POSITIVE_INFINITY,
@@ -729,11 +687,11 @@ export function createHttp1Invoker(opts: Http1Options = {}): Http1Invoker {
       let head = `${req.method} ${req.path} HTTP/1.1\r\n`
       // HTTP/1.1 requires Host (RFC 9112 §3.2); a caller that set none gets the origin's.
       if (req.headers.host === undefined) head += `host: ${pool.authority}\r\n`
-      try {
-        head += serializeHeaders(req.headers)
-      } catch (err) {
-        return Promise.reject(err)
+      const fields = fieldLines(req.headers)
+      if (typeof fields !== 'string') {
+        return Promise.reject(failure(FailureKinds.reset, `invalid header ${JSON.stringify(fields.name)}`))
       }
+      head += fields
       return new Promise<MeshResponse>((resolve, reject) => {
         pool.assign(new Exchange(pool, req, head, signal, resolve, reject), false)
       })

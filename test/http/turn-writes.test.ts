@@ -1,7 +1,7 @@
 import { once } from 'node:events'
 import { createServer, type Server, Socket } from 'node:net'
 import { afterEach, expect, it } from 'vitest'
-import { writeAtTurnEnd } from '../../proxy-core/invokers/turn-writes.ts'
+import { writeAtTurnEnd } from '../../proxy-core/http/turn-writes.ts'
 
 let server: Server | undefined
 const sockets: Socket[] = []

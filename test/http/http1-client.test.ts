@@ -1,4 +1,4 @@
-// meshgate's own HTTP/1.1 client (proxy-core/invokers/http1.ts) at the edges of RFC 9112, against real
+// meshgate's own HTTP/1.1 client (proxy-core/http/http1-client.ts) at the edges of RFC 9112, against real
 // servers on loopback: hand-written `net` upstreams where the bytes on the wire must be exact, node:http
 // where an ordinary server will do. Connection reuse is judged by the sockets the upstream accepted.
 
@@ -9,11 +9,12 @@ import type { AddressInfo, Server, Socket } from 'node:net'
 import { createServer as createNetServer } from 'node:net'
 import type { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
+import fc from 'fast-check'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { AttemptRequest, MeshBody } from '../../proxy-core/engine/types.ts'
 import { UpstreamFailure } from '../../proxy-core/engine/types.ts'
-import type { Http1Invoker, Http1Options } from '../../proxy-core/invokers/http1.ts'
-import { createHttp1Invoker } from '../../proxy-core/invokers/http1.ts'
+import type { Http1Invoker, Http1Options } from '../../proxy-core/http/http1-client.ts'
+import { createHttp1Invoker } from '../../proxy-core/http/http1-client.ts'
 import { attempt, endpoint, holdsWithin } from '../helpers/attempt.ts'
 
 /** A generous bound on every exchange: a client that hangs fails the test in 2 s, not in 30. */
@@ -846,5 +847,71 @@ describe('idle keep-alive connections', () => {
     const second = await inv.invoke(attempt(), endpoint(up.origin), soon())
     expect(await text(second.body)).toBe('ok')
     expect(up.sockets).toHaveLength(2)
+  })
+})
+
+// ---------------------------------------------------------------------------------------------
+
+describe('responses split at any write boundary (issue 23)', () => {
+  const INTERIM = [
+    'HTTP/1.1 100 Continue\r\n\r\n',
+    'HTTP/1.1 103 Early Hints\r\nlink: </style.css>; rel=preload\r\n\r\n',
+    'HTTP/1.1 102 Processing\r\n\r\n',
+  ]
+  const response = fc.record({
+    interim: fc.array(fc.constantFrom(...INTERIM), { maxLength: 3 }),
+    status: fc.constantFrom(200, 201, 404, 500, 503),
+    fields: fc.uniqueArray(
+      fc.tuple(fc.stringMatching(/^x-[a-z0-9-]{1,12}$/), fc.stringMatching(/^[!-~]([ -~]{0,30}[!-~])?$/)),
+      { maxLength: 6, selector: ([name]) => name },
+    ),
+    body: fc.uint8Array({ maxLength: 400 }).map((a) => Buffer.from(a)),
+    chunks: fc.option(fc.array(fc.integer({ min: 1, max: 120 }), { minLength: 1, maxLength: 6 })),
+    cuts: fc.array(fc.nat(), { minLength: 1, maxLength: 6 }),
+  })
+  type Case = typeof response extends fc.Arbitrary<infer T> ? T : never
+
+  function wire(c: Case): Buffer {
+    let head = `${c.interim.join('')}HTTP/1.1 ${c.status} Whatever\r\n`
+    for (const [name, value] of c.fields) head += `${name}: ${value}\r\n`
+    if (c.chunks === null)
+      return Buffer.concat([Buffer.from(`${head}content-length: ${c.body.length}\r\n\r\n`), c.body])
+    const parts: Buffer[] = [Buffer.from(`${head}transfer-encoding: chunked\r\n\r\n`, 'latin1')]
+    let at = 0
+    for (let i = 0; at < c.body.length; i++) {
+      const n = Math.min(c.chunks[i % c.chunks.length]!, c.body.length - at)
+      parts.push(Buffer.from(`${n.toString(16)}\r\n`), c.body.subarray(at, at + n), Buffer.from('\r\n'))
+      at += n
+    }
+    parts.push(Buffer.from('0\r\n\r\n'))
+    return Buffer.concat(parts)
+  }
+
+  it('gives the same status, fields and body however the upstream splits its writes', async () => {
+    let current: Case | undefined
+    const up = await rawUpstream(async (_req, socket) => {
+      const bytes = wire(current!)
+      const cuts = [...new Set(current!.cuts.map((n) => n % bytes.length))].sort((a, b) => a - b)
+      let from = 0
+      for (const cut of [...cuts, bytes.length]) {
+        if (cut <= from) continue
+        socket.write(bytes.subarray(from, cut))
+        from = cut
+        // A timer tick between writes: the client's loop polls, and reads each piece on its own.
+        await sleep(1)
+      }
+    })
+    const inv = invoker()
+    await fc.assert(
+      fc.asyncProperty(response, async (c) => {
+        current = c
+        const res = await inv.invoke(attempt(), endpoint(up.origin), soon())
+        expect(res.status).toBe(c.status)
+        for (const [name, value] of c.fields) expect(res.headers[name]).toBe(value)
+        expect(res.headers.link).toBeUndefined()
+        expect((await bytes(res.body)).equals(c.body)).toBe(true)
+      }),
+      { numRuns: 60 },
+    )
   })
 })
