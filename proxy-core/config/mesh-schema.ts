@@ -200,6 +200,26 @@ export const meshSchema = object(
       }),
     ),
     accessLog: optional(boolean('one JSON line per request (default true)')),
+    pathNormalization: optional(
+      object(
+        {
+          mergeSlashes: optional(
+            boolean('merge runs of / into one, as Envoy merge_slashes (default true, as in Istio)'),
+          ),
+          escapedSlashes: optional(
+            string({
+              enum: ['keep', 'reject', 'decode'],
+              description:
+                '%2F and %5C in paths: keep them encoded, reject the request (400, the default), or decode them to /',
+            }),
+          ),
+        },
+        {
+          description:
+            'how request paths are normalized before routing (dot segments are always removed, as Envoy normalize_path)',
+        },
+      ),
+    ),
   },
   { description: 'A meshgate mesh: services, their targets and routes' },
 )

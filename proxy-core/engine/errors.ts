@@ -12,6 +12,8 @@ export const ErrorCodes = {
   /** A Lambda target ran and threw: API Gateway answers 502 for the same. */
   functionError: 'function_error',
   badRequest: 'bad_request',
+  /** A request path the mesh will not route (engine/path-normalize.ts): 400, with a `reason`. */
+  invalidPath: 'invalid_path',
   requestTooLarge: 'request_too_large',
   headersTooLarge: 'headers_too_large',
 } as const
@@ -26,6 +28,7 @@ const STATUS: Readonly<Record<ErrorCode, number>> = {
   unknown_service: 404,
   function_error: 502,
   bad_request: 400,
+  invalid_path: 400,
   request_too_large: 413,
   headers_too_large: 431,
 }
