@@ -200,25 +200,14 @@ export const meshSchema = object(
       }),
     ),
     accessLog: optional(boolean('one JSON line per request (default true)')),
+    // Descriptions kept short: this schema is in every Lambda bundle (docs/config.md has the rest).
     pathNormalization: optional(
-      object(
-        {
-          mergeSlashes: optional(
-            boolean('merge runs of / into one, as Envoy merge_slashes (default true, as in Istio)'),
-          ),
-          escapedSlashes: optional(
-            string({
-              enum: ['keep', 'reject', 'decode'],
-              description:
-                '%2F and %5C in paths: keep them encoded, reject the request (400, the default), or decode them to /',
-            }),
-          ),
-        },
-        {
-          description:
-            'how request paths are normalized before routing (dot segments are always removed, as Envoy normalize_path)',
-        },
-      ),
+      object({
+        mergeSlashes: optional(boolean('merge // into / (default true)')),
+        escapedSlashes: optional(
+          string({ enum: ['keep', 'reject', 'decode'], description: '%2F and %5C (default reject)' }),
+        ),
+      }),
     ),
   },
   { description: 'A meshgate mesh: services, their targets and routes' },

@@ -20,15 +20,12 @@
 import { ErrorCodes, errorResponse, MeshError } from './errors.ts'
 import type { MeshResponse } from './types.ts'
 
-export const EscapedSlashActions = {
-  /** Forward `%2F` and `%5C` encoded (Istio's default; Envoy's KEEP_UNCHANGED). */
-  keep: 'keep',
-  /** Answer 400 (Envoy's REJECT_REQUEST): the safe choice when an upstream may decode them. */
-  reject: 'reject',
-  /** Decode to `/` before dot segments and slashes are handled (Envoy's UNESCAPE_AND_FORWARD). */
-  decode: 'decode',
-} as const
-export type EscapedSlashAction = (typeof EscapedSlashActions)[keyof typeof EscapedSlashActions]
+/**
+ * `%2F` and `%5C`: `keep` forwards them encoded (Istio's default; Envoy's KEEP_UNCHANGED), `reject`
+ * answers 400 (Envoy's REJECT_REQUEST), `decode` turns them into `/` before slashes and dot segments
+ * are handled (Envoy's UNESCAPE_AND_FORWARD).
+ */
+export type EscapedSlashAction = 'keep' | 'reject' | 'decode'
 
 export interface PathNormalizationConfig {
   mergeSlashes: boolean
@@ -42,41 +39,27 @@ export interface PathNormalizationConfig {
  */
 export const DEFAULT_PATH_NORMALIZATION: Readonly<PathNormalizationConfig> = Object.freeze({
   mergeSlashes: true,
-  escapedSlashes: EscapedSlashActions.reject,
+  escapedSlashes: 'reject',
 })
 
-/** Why a path was refused; each is answered 400 `invalid_path` with this as `reason`. */
-export const PathProblems = {
-  notAbsolute: 'path_not_absolute',
-  control: 'control_character',
-  backslash: 'backslash',
-  fragment: 'fragment',
-  badEncoding: 'bad_percent_encoding',
-  nul: 'encoded_nul',
-  escapedSlash: 'escaped_slash',
-} as const
-export type PathProblem = (typeof PathProblems)[keyof typeof PathProblems]
+/**
+ * Why a path was refused; each is answered 400 `invalid_path` with this as `reason`. A union, not a
+ * const object: the names would cost bytes in every Lambda bundle and nothing reads them.
+ */
+export type PathProblem =
+  | 'path_not_absolute'
+  | 'control_character'
+  | 'backslash'
+  | 'fragment'
+  | 'bad_percent_encoding'
+  | 'encoded_nul'
+  | 'escaped_slash'
 
 export type NormalizedPath = { ok: true; path: string } | { ok: false; problem: PathProblem }
 
-const messages: Readonly<Record<PathProblem, string>> = {
-  path_not_absolute: 'the path must start with /',
-  control_character: 'the path holds a control character or a space',
-  backslash: 'the path holds a backslash',
-  fragment: 'the path holds a #',
-  bad_percent_encoding: 'a % in the path is not followed by two hex digits',
-  encoded_nul: 'the path holds %00',
-  escaped_slash: 'the path holds an encoded slash (%2F or %5C)',
-}
-
-/** A sentence for a refusal, for the error body and logs. */
-export function pathProblemMessage(problem: PathProblem): string {
-  return messages[problem]
-}
-
 /** The mesh's answer to a refused path: 400 `{"error":"invalid_path","reason":...}`. */
 export function pathError(problem: PathProblem): MeshError {
-  return new MeshError(ErrorCodes.invalidPath, messages[problem], { details: { reason: problem } })
+  return new MeshError(ErrorCodes.invalidPath, `invalid path: ${problem}`, { details: { reason: problem } })
 }
 
 /** The normalized path, or the 400 that refuses the request. */
@@ -94,95 +77,47 @@ export function edgePath(path: string, config: PathNormalizationConfig): EdgePat
   return { ok: false, refusal: errorResponse(err), code: err.code }
 }
 
-const SLASH = 0x2f
-const DOT = 0x2e
-const PERCENT = 0x25
-const BACKSLASH = 0x5c
-const HASH = 0x23
-
-function hexValue(c: number): number {
-  if (c >= 0x30 && c <= 0x39) return c - 0x30
-  if (c >= 0x41 && c <= 0x46) return c - 0x37
-  if (c >= 0x61 && c <= 0x66) return c - 0x57
-  return -1
-}
-
-function isUnreserved(b: number): boolean {
-  return (
-    (b >= 0x41 && b <= 0x5a) ||
-    (b >= 0x61 && b <= 0x7a) ||
-    (b >= 0x30 && b <= 0x39) ||
-    b === 0x2d ||
-    b === DOT ||
-    b === 0x5f ||
-    b === 0x7e
-  )
-}
-
-const HEX = '0123456789ABCDEF'
+// Small on purpose: this file is in every Lambda bundle. Regexes keep it short and are quick in V8.
+/** Anything that may need work: a refusal, an escape, a dot segment (`//` is checked apart). */
+const SUSPECT = /[\0- \x7f\\#%]|\/\.\.?(?:\/|$)/
+const REFUSED = /[\0- \x7f\\#]/
+const ESCAPE = /%([0-9a-fA-F]{2})?/g
+const UNRESERVED = /^[\w.~-]$/
 
 /**
- * Normalizes a request path with its query (`/a/../b?x` → `/b?x`). The common path, already in normal
- * form, is checked in one scan and returned as the same string.
+ * Normalizes a request path with its query (`/a/../b?x` → `/b?x`). A path already in normal form (the
+ * common case) is found so by one regex test and returned as the same string.
  */
 export function normalizePath(target: string, config: PathNormalizationConfig): NormalizedPath {
   const q = target.indexOf('?')
-  const end = q < 0 ? target.length : q
-  if (end === 0 || target.charCodeAt(0) !== SLASH) return { ok: false, problem: PathProblems.notAbsolute }
-  // One scan: refuse the impossible, and find out whether anything needs rewriting.
-  let dirty = false
-  for (let i = 0; i < end; i++) {
-    const c = target.charCodeAt(i)
-    if (c <= 0x20 || c === 0x7f) return { ok: false, problem: PathProblems.control }
-    if (c === BACKSLASH) return { ok: false, problem: PathProblems.backslash }
-    if (c === HASH) return { ok: false, problem: PathProblems.fragment }
-    if (c === PERCENT) dirty = true
-    else if (c === SLASH && !dirty) {
-      const n = i + 1 < end ? target.charCodeAt(i + 1) : -1
-      if (n === SLASH && config.mergeSlashes) dirty = true
-      else if (n === DOT) {
-        // `/.` or `/..` followed by `/` or the end is a dot segment.
-        const n2 = i + 2 < end ? target.charCodeAt(i + 2) : SLASH
-        const n3 = i + 3 < end ? target.charCodeAt(i + 3) : SLASH
-        if (n2 === SLASH || (n2 === DOT && n3 === SLASH)) dirty = true
-      }
-    }
+  const path = q < 0 ? target : target.slice(0, q)
+  if (path.charCodeAt(0) !== 0x2f) return { ok: false, problem: 'path_not_absolute' }
+  if (!SUSPECT.test(path) && !(config.mergeSlashes && path.includes('//'))) return { ok: true, path: target }
+  const bad = REFUSED.exec(path)?.[0]
+  if (bad !== undefined) {
+    const problem = bad === '\\' ? 'backslash' : bad === '#' ? 'fragment' : 'control_character'
+    return { ok: false, problem }
   }
-  if (!dirty) return { ok: true, path: target }
-
-  const decoded = decodePercents(target, end, config.escapedSlashes)
-  if (typeof decoded !== 'string') return { ok: false, problem: decoded.problem }
+  let problem: PathProblem | undefined
+  const decoded = path.replace(ESCAPE, (_, hex: string | undefined) => {
+    if (hex === undefined) {
+      problem ??= 'bad_percent_encoding'
+      return ''
+    }
+    const b = Number.parseInt(hex, 16)
+    const c = String.fromCharCode(b)
+    if (b === 0) problem ??= 'encoded_nul'
+    else if (c === '/' || c === '\\') {
+      if (config.escapedSlashes === 'reject') problem ??= 'escaped_slash'
+      else if (config.escapedSlashes === 'decode') return '/'
+    } else if (UNRESERVED.test(c)) return c
+    return `%${hex.toUpperCase()}`
+  })
+  if (problem !== undefined) return { ok: false, problem }
   // Merged first: with merging on, `//` means `/`, so `..` after it climbs a real segment (as nginx
   // resolves it). Dot removal never makes a new `//` out of a merged path.
-  const path = removeDotSegments(config.mergeSlashes ? mergeSlashes(decoded) : decoded)
-  return { ok: true, path: q < 0 ? path : path + target.slice(q) }
-}
-
-/** Step 2 over `target[0, end)`: the decoded path, or the problem that refuses it. */
-function decodePercents(
-  target: string,
-  end: number,
-  escapedSlashes: EscapedSlashAction,
-): string | { problem: PathProblem } {
-  let out = ''
-  let from = 0
-  for (let i = target.indexOf('%'); i >= 0 && i < end; i = target.indexOf('%', i)) {
-    const hi = i + 1 < end ? hexValue(target.charCodeAt(i + 1)) : -1
-    const lo = i + 2 < end ? hexValue(target.charCodeAt(i + 2)) : -1
-    if (hi < 0 || lo < 0) return { problem: PathProblems.badEncoding }
-    const b = hi * 16 + lo
-    let replacement: string
-    if (b === 0) return { problem: PathProblems.nul }
-    if (isUnreserved(b)) replacement = String.fromCharCode(b)
-    else if (b === SLASH || b === BACKSLASH) {
-      if (escapedSlashes === EscapedSlashActions.reject) return { problem: PathProblems.escapedSlash }
-      replacement = escapedSlashes === EscapedSlashActions.decode ? '/' : b === SLASH ? '%2F' : '%5C'
-    } else replacement = `%${HEX[hi]}${HEX[lo]}`
-    out += target.slice(from, i) + replacement
-    i += 3
-    from = i
-  }
-  return out + target.slice(from, end)
+  const normal = removeDotSegments(config.mergeSlashes ? mergeSlashes(decoded) : decoded)
+  return { ok: true, path: q < 0 ? normal : normal + target.slice(q) }
 }
 
 /**
@@ -195,13 +130,10 @@ export function removeDotSegments(path: string): string {
   // segments[0] is the empty string before the leading `/`.
   for (let i = 1; i < segments.length; i++) {
     const s = segments[i]!
-    const last = i === segments.length - 1
     if (s === '.' || s === '..') {
       if (s === '..') out.pop()
-      if (last) out.push('')
-      continue
-    }
-    out.push(s)
+      if (i === segments.length - 1) out.push('')
+    } else out.push(s)
   }
   return `/${out.join('/')}`
 }
