@@ -5,11 +5,18 @@
 //
 // init        = inside the child, performance.now() around `await import(bundle)` until the handler
 //               export is there (parse + compile + module evaluation, what Lambda's Init phase pays)
-// first call  = the first handler invocation (mesh() loads and compiles its config here, lazily)
+// first call  = the first handler invocation, with no outbound call (mesh() loads and compiles its
+//               config here, lazily)
+// first fetch = the next invocation, the first to call another service: the bare handler and
+//               Powertools with the global `fetch`, mesh() with `context.mesh.fetch` (routing, then
+//               node:http from process.getBuiltinModule); all to one loopback upstream in this process
+// warm fetch  = the invocation after that, for scale
 //
 //   node bench/cold-start.ts [runs per variant, default 60]
 import { execFileSync, spawn } from 'node:child_process'
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { build } from 'esbuild'
@@ -18,10 +25,19 @@ const ROOT = resolve(import.meta.dirname, '..')
 const RUNS = Number(process.argv[2] ?? 60)
 const work = mkdtempSync(join(tmpdir(), 'meshgate-cold-'))
 
-// The same handler body in every variant; `event.call` is never set here, so no network is touched.
+// The upstream every variant's outbound call reaches (loopback, answers at once).
+const upstream = createServer((_req, res) => res.end('{"stars":5}'))
+await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r))
+const UPSTREAM = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`
+
+// The same handler body in every variant; `event.call` makes the one outbound call.
 const sources: Record<string, string> = {
   bare: `
 export const handler = async (event) => {
+  if (event.call) {
+    const res = await fetch(process.env.BENCH_UPSTREAM + '/ratings/0')
+    return { statusCode: res.status, body: await res.text() }
+  }
   return { statusCode: 200, body: JSON.stringify({ ok: true, path: event.rawPath }) }
 }
 `,
@@ -47,7 +63,7 @@ const metrics = new Metrics({ namespace: 'bench', serviceName: 'reviews' })
 export const handler = middy(async (event) => {
   metrics.addMetric('calls', MetricUnit.Count, 1)
   if (event.call) {
-    const res = await fetch('http://127.0.0.1:9/ratings/0')
+    const res = await fetch(process.env.BENCH_UPSTREAM + '/ratings/0')
     return { statusCode: res.status, body: await res.text() }
   }
   return { statusCode: 200, body: JSON.stringify({ ok: true, path: event.rawPath }) }
@@ -61,7 +77,7 @@ const meshConfig = {
   version: 1,
   mesh: 'bench',
   services: {
-    ratings: { targets: { v1: { http: 'http://127.0.0.1:9' } } },
+    ratings: { targets: { v1: { http: UPSTREAM } } },
     reviews: {
       targets: {
         v1: { http: 'http://127.0.0.1:9' },
@@ -77,7 +93,7 @@ const meshConfig = {
 const configPath = join(work, 'mesh.json')
 writeFileSync(configPath, JSON.stringify(meshConfig))
 
-// The child: time the import, then the first invocation, and report both.
+// The child: time the import, the first invocation, the first and a warm outbound call.
 const runner = join(work, 'runner.mjs')
 writeFileSync(
   runner,
@@ -93,7 +109,12 @@ const write = process.stdout.write.bind(process.stdout)
 process.stdout.write = () => true // EMF lines: not part of the report
 await mod.handler(event, context)
 const t2 = performance.now()
-write(JSON.stringify({ init: t1 - t0, firstCall: t2 - t1 }))
+const first = await mod.handler({ ...event, call: true }, context)
+const t3 = performance.now()
+const warm = await mod.handler({ ...event, call: true }, context)
+const t4 = performance.now()
+if (first.statusCode !== 200 || warm.statusCode !== 200) throw new Error('call failed: ' + JSON.stringify(first))
+write(JSON.stringify({ init: t1 - t0, firstCall: t2 - t1, firstFetch: t3 - t2, warmFetch: t4 - t3 }))
 `,
 )
 
@@ -139,6 +160,7 @@ for (const name of variants) {
 const childEnv = {
   ...process.env,
   MESHGATE_CONFIG: configPath,
+  BENCH_UPSTREAM: UPSTREAM,
   AWS_LAMBDA_FUNCTION_NAME: 'bench',
   AWS_REGION: 'us-east-1',
   POWERTOOLS_SERVICE_NAME: 'reviews',
@@ -146,7 +168,10 @@ const childEnv = {
   AWS_XRAY_LOG_LEVEL: 'silent',
 }
 
-function runOnce(file: string): Promise<{ init: number; firstCall: number }> {
+type Sample = { init: number; firstCall: number; firstFetch: number; warmFetch: number }
+type Measure = keyof Sample
+
+function runOnce(file: string): Promise<Sample> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(process.execPath, [runner, file], {
       env: childEnv,
@@ -177,8 +202,8 @@ function quantile(xs: number[], q: number): number {
 
 // A bare `node` start, for scale.
 const nodeStart: number[] = []
-const samples: Record<string, { init: number[]; firstCall: number[] }> = {}
-for (const v of variants) samples[v] = { init: [], firstCall: [] }
+const samples: Record<string, Record<Measure, number[]>> = {}
+for (const v of variants) samples[v] = { init: [], firstCall: [], firstFetch: [], warmFetch: [] }
 // Warm the page cache once per variant, untimed.
 for (const v of variants) await runOnce(bundles[v]!.file)
 for (let round = 0; round < RUNS; round++) {
@@ -186,8 +211,7 @@ for (let round = 0; round < RUNS; round++) {
   for (let k = 0; k < variants.length; k++) {
     const v = variants[(round + k) % variants.length]!
     const r = await runOnce(bundles[v]!.file)
-    samples[v]!.init.push(r.init)
-    samples[v]!.firstCall.push(r.firstCall)
+    for (const k of Object.keys(r) as Measure[]) samples[v]![k].push(r[k])
   }
   if (round % 10 === 0) {
     const t = process.hrtime.bigint()
@@ -196,7 +220,7 @@ for (let round = 0; round < RUNS; round++) {
   }
 }
 
-const med = (v: string, k: 'init' | 'firstCall') => quantile(samples[v]![k], 0.5)
+const med = (v: string, k: Measure) => quantile(samples[v]![k], 0.5)
 const kb = (b: number) => b / 1024
 const fmt = (n: number, d = 1) => n.toFixed(d).padStart(8)
 
@@ -204,17 +228,23 @@ console.log(
   `cold start, ${RUNS} fresh processes per variant, interleaved; node ${process.version}, ${process.platform}`,
 )
 console.log(`(a bare \`node -e 0\` takes ~${quantile(nodeStart, 0.5).toFixed(0)} ms here, whole process)\n`)
-console.log('variant        bundle KB  init p50   p25..p75 ms     first call p50   lazy chunks KB')
+console.log(
+  'variant        bundle KB  init p50   p25..p75 ms      first call  first fetch  warm fetch  lazy chunks KB',
+)
 for (const v of variants) {
   const s = samples[v]!
   console.log(
     `${v.padEnd(13)}${fmt(kb(bundles[v]!.bytes))}${fmt(med(v, 'init'), 2)}   ${quantile(s.init, 0.25).toFixed(2)}..${quantile(s.init, 0.75).toFixed(2)}`.padEnd(
       58,
     ) +
-      fmt(med(v, 'firstCall'), 2) +
-      fmt(kb(bundles[v]!.lazy)).padStart(17),
+      fmt(med(v, 'firstCall'), 2).padStart(12) +
+      fmt(med(v, 'firstFetch'), 2).padStart(13) +
+      fmt(med(v, 'warmFetch'), 2).padStart(12) +
+      fmt(kb(bundles[v]!.lazy)).padStart(16),
   )
 }
+console.log('(medians, ms; first call: the first invocation, no outbound call; first fetch: the next one,')
+console.log(" whose outbound call is the process's first; bare and Powertools use fetch, mesh() mesh.fetch)")
 
 const meshInit = med('mesh', 'init') - med('bare', 'init')
 const ptInit = med('powertools', 'init') - med('bare', 'init')
@@ -224,7 +254,14 @@ console.log('\nover bare            init ms   bundle KB')
 console.log(`middy + mesh()     ${fmt(meshInit, 2)}  ${fmt(meshKb)}`)
 console.log(`middy + Powertools ${fmt(ptInit, 2)}  ${fmt(ptKb)}`)
 console.log(`mesh() / Powertools init added: ${(meshInit / ptInit).toFixed(2)}`)
+// The first outbound call, over the bare handler's first fetch; config loading (first call) apart.
+const meshFetch = med('mesh', 'firstFetch') - med('bare', 'firstFetch')
+const ptFetch = med('powertools', 'firstFetch') - med('bare', 'firstFetch')
+console.log(
+  `\nfirst outbound call over bare fetch: mesh.fetch ${meshFetch.toFixed(2)} ms, Powertools ${ptFetch.toFixed(2)} ms`,
+)
 const checks = [
+  [`the first mesh.fetch costs <= 10 ms over the bare handler's first fetch`, meshFetch <= 10],
   [`mesh() adds <= 10 ms of init`, meshInit <= 10],
   [`mesh() adds <= 60 KB of bundle`, meshKb <= 60],
   [`mesh() adds < 1/3 of the init Powertools Tracer + Metrics add`, meshInit < ptInit / 3],
@@ -232,4 +269,5 @@ const checks = [
 console.log('')
 for (const [what, ok] of checks) console.log(`${ok ? 'PASS' : 'FAIL'}  ${what}`)
 
+upstream.close()
 rmSync(work, { recursive: true, force: true })

@@ -227,6 +227,15 @@ export const meshSchema = object(
       }),
     ),
     accessLog: optional(boolean('one JSON line per request (default true)')),
+    // Descriptions kept short: this schema is in every Lambda bundle (docs/config.md has the rest).
+    pathNormalization: optional(
+      object({
+        mergeSlashes: optional(boolean('merge // into / (default true)')),
+        escapedSlashes: optional(
+          string({ enum: ['keep', 'reject', 'decode'], description: '%2F and %5C (default reject)' }),
+        ),
+      }),
+    ),
   },
   { description: 'A meshgate mesh: services, their targets and routes' },
 )

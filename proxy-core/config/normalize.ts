@@ -1,5 +1,7 @@
 // From the schema-checked document to the MeshConfig the engine reads: defaults applied, shorthand
 // expanded, and the cross-references checked (targets, mirrors, gateway services, weights).
+
+import { DEFAULT_PATH_NORMALIZATION, type EscapedSlashAction } from '../engine/path-normalize.ts'
 import type {
   CloudMapTargetConfig,
   GatewayRouteConfig,
@@ -398,6 +400,11 @@ export function normalizeMesh(raw: RawMesh, source: string, problems: Problem[])
     services,
     tracing: { sampling: { ...DEFAULT_SAMPLING, ...raw.tracing?.sampling } },
     accessLog: raw.accessLog ?? true,
+    pathNormalization: {
+      mergeSlashes: raw.pathNormalization?.mergeSlashes ?? DEFAULT_PATH_NORMALIZATION.mergeSlashes,
+      escapedSlashes: (raw.pathNormalization?.escapedSlashes ??
+        DEFAULT_PATH_NORMALIZATION.escapedSlashes) as EscapedSlashAction,
+    },
     source,
   }
 }

@@ -5,6 +5,7 @@
 import type { Server } from 'node:http'
 import { createServer } from 'node:http'
 import { compileMesh } from '../engine/compile.ts'
+import { edgePath } from '../engine/path-normalize.ts'
 import { createMeshRuntime } from '../engine/runtime.ts'
 import type { Invokers, MeshConfig, MeshRuntime, TelemetrySink } from '../engine/types.ts'
 import { listen } from '../sidecar/listen-address.ts'
@@ -38,8 +39,14 @@ export async function startDevGateway(opts: DevGatewayOptions): Promise<DevGatew
       if (!res.writableFinished) downstream.abort()
     })
     try {
+      // The same normal form as the sidecar's listeners and the Lambda gateway route on.
+      const edge = edgePath(req.url ?? '/', current.config.pathNormalization)
+      if (!edge.ok) {
+        await writeResponse(res, edge.refusal)
+        return
+      }
       const info = copyHeaders(req)
-      const meshReq = await toMeshRequest(req, info, req.url ?? '/', { proto: 'http' })
+      const meshReq = await toMeshRequest(req, info, edge.path, { proto: 'http' })
       const out = await current.handleGateway(meshReq, { signal: downstream.signal })
       await writeResponse(res, out)
     } catch {

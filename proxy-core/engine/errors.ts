@@ -13,6 +13,8 @@ export const ErrorCodes = {
   functionError: 'function_error',
   // Refusals at the HTTP edge, one code per status (RFC 9110 §15.5, §15.6).
   badRequest: 'bad_request',
+  /** A request path the mesh will not route (engine/path-normalize.ts): 400, with a `reason`. */
+  invalidPath: 'invalid_path',
   methodNotAllowed: 'method_not_allowed',
   /** A head or body that stopped arriving (408). */
   requestTimeout: 'request_timeout',
@@ -35,6 +37,7 @@ const STATUS: Readonly<Record<ErrorCode, number>> = {
   unknown_service: 404,
   function_error: 502,
   bad_request: 400,
+  invalid_path: 400,
   method_not_allowed: 405,
   request_timeout: 408,
   request_too_large: 413,

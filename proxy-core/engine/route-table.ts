@@ -15,7 +15,8 @@
 // Decisions a reader might otherwise get wrong:
 // - Prefix matching is per segment and ignores trailing slashes in the configured prefix (Gateway API):
 //   `/api` and `/api/` both match `/api`, `/api/`, `/api/x`, never `/apix`; `/` matches every path.
-// - Path conditions see the raw path before `?`, case-sensitive and undecoded; query conditions see the
+// - Path conditions see the path before `?` as every entry normalized it (engine/path-normalize.ts: no
+//   dot segments, unreserved escapes decoded, others kept), case-sensitive; query conditions see the
 //   decoded parameters (`+` is a space, as in HTML forms).
 // - A header sent several times (string[]) matches when ANY of its values matches; values are never
 //   joined, so `exact: jason` holds for `['bob', 'jason']`. An empty array counts as absent.

@@ -2,6 +2,8 @@
 // defaults applied; Compiled* types are the frozen objects the hot path reads. Nothing here imports a
 // runtime package: the engine must be embeddable anywhere.
 
+import type { PathNormalizationConfig } from './path-normalize.ts'
+
 /** Milliseconds since an arbitrary origin. Injected so policies can be tested without sleeping. */
 export interface Clock {
   now(): number
@@ -175,6 +177,8 @@ export interface MeshConfig {
   services: Record<string, ServiceConfig>
   tracing: TracingConfig
   accessLog: boolean
+  /** How request paths are normalized where they enter the mesh (engine/path-normalize.ts). */
+  pathNormalization: PathNormalizationConfig
   /** Where it came from, for messages. */
   source: string
 }

@@ -4,6 +4,7 @@
 
 import middy from '@middy/core'
 import type { Context } from 'aws-lambda'
+import { edgePath } from '../engine/path-normalize.ts'
 import { type LambdaHttpResult, normalizeEvent, toLambdaResult } from './events.ts'
 import { type MeshOptions, mesh } from './middleware.ts'
 
@@ -12,6 +13,11 @@ export type GatewayHandler = (event: unknown, context: Context) => Promise<Lambd
 async function routeGatewayEvent(event: unknown, context: Context): Promise<LambdaHttpResult> {
   const { kind, multiValue, request } = normalizeEvent(event)
   const { runtime, trace } = context.mesh
+  // API Gateway and ALB pass the path on as the client sent it (dot segments, escapes and all): the
+  // mesh's one normal form is made here, before the gateway routes match it.
+  const edge = edgePath(request.path, runtime.config.pathNormalization)
+  if (!edge.ok) return toLambdaResult(edge.refusal, { kind, multiValue })
+  request.path = edge.path
   const res = await runtime.handleGateway(request, trace ? { trace } : {})
   return toLambdaResult(res, { kind, multiValue })
 }

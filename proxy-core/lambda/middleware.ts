@@ -17,6 +17,7 @@ import type { MiddlewareObj, Request as MiddyRequest } from '@middy/core'
 import type { Context } from 'aws-lambda'
 import { loadConfig } from '../config/load.ts'
 import { compileMesh } from '../engine/compile.ts'
+import { edgePath } from '../engine/path-normalize.ts'
 import { createMeshRuntime } from '../engine/runtime.ts'
 import type {
   AttemptEvent,
@@ -244,10 +245,14 @@ function makeFetch(
       headers[name] = value
     })
     headers.host = url.host
+    // fetch's URL parser already resolved dot segments, as an app's fetch through a sidecar would;
+    // the rest of the normal form (escapes, slashes) is the sidecar's, so both runtimes agree.
+    const edge = edgePath(url.pathname + url.search, runtime.config.pathNormalization)
+    if (!edge.ok) return toFetchResponse(edge.refusal)
     const body = req.body === null ? null : new Uint8Array(await req.arrayBuffer())
     const res = await runtime.handle(
       service,
-      { method: req.method, path: url.pathname + url.search, headers, body },
+      { method: req.method, path: edge.path, headers, body },
       { ...(trace ? { trace } : {}), signal: req.signal },
     )
     return toFetchResponse(res)

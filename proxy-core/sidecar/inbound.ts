@@ -3,6 +3,11 @@
 // request. No routing policy applies here: the caller's sidecar already made those decisions.
 
 import { ErrorCodes, errorResponse, MeshError } from '../engine/errors.ts'
+import {
+  DEFAULT_PATH_NORMALIZATION,
+  edgePath,
+  type PathNormalizationConfig,
+} from '../engine/path-normalize.ts'
 import type { Clock, Endpoint, Invoker, MeshResponse, RequestEvent, TelemetrySink } from '../engine/types.ts'
 import { FailureKinds, UpstreamFailure } from '../engine/types.ts'
 import type { DownstreamRequest } from './http1-server.ts'
@@ -18,6 +23,8 @@ export interface InboundDeps {
   app: string
   service: string
   mesh(): string
+  /** The current config's path normalization; default DEFAULT_PATH_NORMALIZATION. */
+  pathNormalization?(): PathNormalizationConfig
   invoker: Invoker
   clock: Clock
   telemetry: TelemetrySink
@@ -33,14 +40,17 @@ function failureResponse(err: unknown): { res: MeshResponse; code: string } {
   return { res: errorResponse(meshErr), code: meshErr.code }
 }
 
-/** `http://host/a?b` → `/a?b`; anything unparsable → `/`. */
-function originFormPath(url: string): string {
-  try {
-    const u = new URL(url)
-    return u.pathname + u.search
-  } catch {
-    return '/'
-  }
+const ABSOLUTE_PATH = /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\/[^/?#]*([^#]*)/
+
+/**
+ * `http://host/a?b` → `/a?b`, the path as sent: WHATWG's URL parser would resolve dot segments on its
+ * own terms before the normalizer could judge the path. Anything unparsable → undefined.
+ */
+function originFormPath(url: string): string | undefined {
+  const m = ABSOLUTE_PATH.exec(url)
+  if (m === null) return undefined
+  const path = m[1]!
+  return path === '' ? '/' : path.startsWith('?') ? `/${path}` : path
 }
 
 export function createInboundHandler(deps: InboundDeps) {
@@ -58,23 +68,31 @@ export function createInboundHandler(deps: InboundDeps) {
   return async function handleInbound(req: DownstreamRequest): Promise<void> {
     const start = deps.clock.now()
     const method = req.method
-    // Absolute form is allowed here too (a caller's HTTP proxy); only the path goes to the app.
-    const path = req.url.startsWith('/') ? req.url : originFormPath(req.url)
+    // Absolute form is allowed here too (a caller's HTTP proxy); only the path goes to the app, and
+    // only in its normal form (the app's own router must not see what the mesh did not judge).
+    const raw = req.url.startsWith('/') ? req.url : originFormPath(req.url)
+    const edge = edgePath(raw ?? '', deps.pathNormalization?.() ?? DEFAULT_PATH_NORMALIZATION)
+    const path = edge.ok ? edge.path : (raw ?? req.url)
     const headers = req.headers
     stripHopByHop(headers)
     addForwardingHeaders(headers, req.remoteAddress, { proto: 'http' })
     const trace = deps.tracing.inbound(headers)
     let out: MeshResponse
     let errorCode: string | undefined
-    try {
-      // Nothing here retries, so every body streams straight through.
-      out = await deps.invoker.invoke(
-        { method, path, headers, body: req.body, service: deps.service, attempt: 1 },
-        endpoint,
-        req.signal,
-      )
-    } catch (err) {
-      ;({ res: out, code: errorCode } = failureResponse(err))
+    if (!edge.ok) {
+      out = edge.refusal
+      errorCode = edge.code
+    } else {
+      try {
+        // Nothing here retries, so every body streams straight through.
+        out = await deps.invoker.invoke(
+          { method, path, headers, body: req.body, service: deps.service, attempt: 1 },
+          endpoint,
+          req.signal,
+        )
+      } catch (err) {
+        ;({ res: out, code: errorCode } = failureResponse(err))
+      }
     }
     await req.respond(out, deps.draining())
 

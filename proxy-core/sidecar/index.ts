@@ -241,6 +241,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
           app: opts.app,
           service: opts.service,
           mesh: () => current().config.mesh,
+          pathNormalization: () => current().config.pathNormalization,
           invoker: http,
           clock,
           telemetry,

@@ -7,7 +7,7 @@ const MESH_SUFFIX = '.mesh'
 
 export type OutboundTarget =
   | { kind: 'service'; service: string; path: string; authority: string }
-  | { kind: 'unknown'; service: string }
+  | { kind: 'unknown'; service: string; path: string }
   | { kind: 'bad'; reason: string }
 
 /**
@@ -32,7 +32,8 @@ const ABSOLUTE = /^([a-zA-Z][a-zA-Z0-9+.-]*):\/\/([^/?#]*)([^#]*)/
 
 /**
  * Resolve the request target (`req.url`) and Host header against the mesh. In absolute form the
- * authority of the URL wins over Host (RFC 9112 §3.2.2).
+ * authority of the URL wins over Host (RFC 9112 §3.2.2). The path is returned as sent, not yet
+ * normalized: the caller does that once (`edgePath`), whichever form the target came in.
  */
 export function resolveOutbound(
   url: string,
@@ -56,6 +57,6 @@ export function resolveOutbound(
     if (path.startsWith('?')) path = `/${path}`
   }
   const service = serviceName(authority)
-  if (service === '' || !isService(service)) return { kind: 'unknown', service }
+  if (service === '' || !isService(service)) return { kind: 'unknown', service, path }
   return { kind: 'service', service, path, authority }
 }

@@ -138,7 +138,7 @@ async function readWhole(body: AsyncIterable<Uint8Array>, length: number): Promi
   return buf
 }
 
-/** The whole conversion for one downstream request. */
+/** The whole conversion for one downstream request; `path` is already normalized (`edgePath`). */
 export async function toMeshRequest(
   req: IncomingMessage,
   info: DownstreamHeaders,

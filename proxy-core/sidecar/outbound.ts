@@ -3,6 +3,7 @@
 // runtime that is current when it arrives (a reload never moves a request to another config).
 
 import { ErrorCodes } from '../engine/errors.ts'
+import { edgePath } from '../engine/path-normalize.ts'
 import type { HeaderMap, MeshBody, MeshRuntime, RequestContext, TraceContext } from '../engine/types.ts'
 import type { DownstreamRequest } from './http1-server.ts'
 import { resolveOutbound } from './mesh-host.ts'
@@ -26,11 +27,13 @@ export function createOutboundHandler(deps: OutboundDeps) {
     const services = runtime.config.services
     const target = resolveOutbound(req.url, host, (name) => Object.hasOwn(services, name))
     if (target.kind === 'bad') return req.respond(sidecarError(ErrorCodes.badRequest, target.reason), close)
+    // Once, here: the path the router matches is the path the upstream gets.
+    const edge = edgePath(target.path, runtime.config.pathNormalization)
+    if (!edge.ok) return req.respond(edge.refusal, close)
     if (target.kind === 'unknown') {
       // The runtime answers 404 unknown_service itself, and counts it; the body is never read.
-      const path = req.url.startsWith('/') ? req.url : '/'
-      const out = await runtime.handle(target.service, { method: req.method, path, headers, body: null })
-      return req.respond(out, close)
+      const meshReq = { method: req.method, path: edge.path, headers, body: null }
+      return req.respond(await runtime.handle(target.service, meshReq), close)
     }
 
     addForwardingHeaders(headers, req.remoteAddress, {
@@ -49,7 +52,7 @@ export function createOutboundHandler(deps: OutboundDeps) {
     const ctx: RequestContext = { signal: req.signal, ownsHeaders: true }
     const trace = deps.trace?.(headers)
     if (trace !== undefined) ctx.trace = trace
-    const meshReq = { method: req.method, path: target.path, headers, body, remoteAddress: req.remoteAddress }
+    const meshReq = { method: req.method, path: edge.path, headers, body, remoteAddress: req.remoteAddress }
     const out = await runtime.handle(target.service, meshReq, ctx)
     return req.respond(out, close || deps.draining())
   }

@@ -14,6 +14,20 @@ function str(value: string): string {
   return NEEDS_ESCAPE.test(value) ? JSON.stringify(value) : `"${value}"`
 }
 
+/**
+ * Bounds, in UTF-16 units, of the values a client chooses (metrics put them in one `unknown` bucket;
+ * the log keeps them, but a 60 KB Host or path must not make every line that long). 253: the longest
+ * DNS name, so a real host is never cut; 2048: a path as long as browsers and CDNs commonly allow; 32:
+ * longer than any registered method.
+ */
+export const ACCESS_LOG_BOUNDS = { service: 253, path: 2048, method: 32 } as const
+/** What a cut value ends with, so nobody mistakes it for the whole. */
+const CUT = '…'
+
+function bounded(value: string, max: number): string {
+  return value.length <= max ? value : value.slice(0, max) + CUT
+}
+
 // The ISO time of the last millisecond formatted: at thousands of lines a second many share it.
 let lastMs = Number.NaN
 let lastIso = ''
@@ -37,12 +51,13 @@ export function formatAccessLog(ev: RequestEvent, epochMs: number): string {
   const time = isoTime(epochMs)
   let line = time === undefined ? '{"type":"access"' : `{"time":"${time}","type":"access"`
   if (ev.trace !== undefined) line += `,"traceId":${str(ev.trace.traceId)}`
-  line += `,"mesh":${str(ev.mesh)},"service":${str(ev.service)}`
+  line += `,"mesh":${str(ev.mesh)},"service":${str(bounded(ev.service, ACCESS_LOG_BOUNDS.service))}`
   if (ev.route !== undefined) line += `,"route":${str(ev.route)}`
   if (ev.target !== undefined) line += `,"target":${str(ev.target)}`
   // Microsecond resolution is plenty and keeps the line short.
   const duration = Math.round((ev.end - ev.start) * 1000) / 1000
-  line += `,"method":${str(ev.method)},"path":${str(ev.path)},"status":${ev.status}`
+  line += `,"method":${str(bounded(ev.method, ACCESS_LOG_BOUNDS.method))}`
+  line += `,"path":${str(bounded(ev.path, ACCESS_LOG_BOUNDS.path))},"status":${ev.status}`
   line += `,"durationMs":${Number.isFinite(duration) ? duration : null},"retries":${ev.retries}`
   if (ev.fault !== undefined) line += `,"fault":${str(ev.fault)}`
   if (ev.errorCode !== undefined) line += `,"errorCode":${str(ev.errorCode)}`

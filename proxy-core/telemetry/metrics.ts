@@ -19,6 +19,7 @@
 //   retry budget exhausted     RetryBudgetExhausted (Count)   meshgate_retry_budget_exhausted_total
 //   requests mirrored          Mirrors (Count)                meshgate_mirrors_total
 
+import { ErrorCodes } from '../engine/errors.ts'
 import type { MeshEventKind, TelemetrySink } from '../engine/types.ts'
 
 export const MetricNames = {
@@ -260,8 +261,9 @@ export interface MetricsRegistry {
 
 export interface MetricsRegistryOptions {
   /**
-   * Series beyond this many share one overflow series (service `_other`): the service label comes from
-   * the request's Host for unknown services, and a scanner must not grow memory without bound.
+   * Series beyond this many share one overflow series (service `_other`): a last bound behind the
+   * `unknown` bucket, should a caller hand the registry label values that are names but not the
+   * config's.
    */
   maxSeries?: number
 }
@@ -269,6 +271,21 @@ export interface MetricsRegistryOptions {
 /** 2000: a mesh of 50 services × 10 routes × 4 targets, with room to spare. */
 const DEFAULT_MAX_SERIES = 2000
 export const OVERFLOW_SERVICE = '_other'
+
+/**
+ * The one bucket for label values an outsider chooses: the Host of a request for a service the mesh
+ * does not have, and any service, route or target label that is not a name the config could hold.
+ * Config names are DNS labels, so a made-up value is told apart without knowing the config; the
+ * access log keeps the raw value (bounded), metrics never do.
+ */
+export const UNKNOWN_LABEL = 'unknown'
+/** The config's name rule (config/mesh-schema.ts NAME). */
+const CONFIG_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/
+
+/** `value` when it can be a config name (or is empty: no route, no target), else `unknown`. */
+function boundedLabel(value: string): string {
+  return value === '' || value === OVERFLOW_SERVICE || CONFIG_NAME.test(value) ? value : UNKNOWN_LABEL
+}
 
 type Level<T> = Map<string, T>
 
@@ -289,19 +306,26 @@ export function createMetricsRegistry(options: MetricsRegistryOptions = {}): Met
   function get(mesh: string, service: string, route = '', target = ''): Series {
     const found = tree.get(mesh)?.get(service)?.get(route)?.get(target)
     if (found !== undefined) return found
+    // Checked only when a series would be created: the hot path is the lookup above.
+    const s = boundedLabel(service)
+    const r = boundedLabel(route)
+    const t = boundedLabel(target)
+    if (s !== service || r !== route || t !== target) return get(mesh, s, r, t)
     if (all.length >= maxSeries && service !== OVERFLOW_SERVICE) return get(mesh, OVERFLOW_SERVICE)
     const byService = child(tree, mesh, () => new Map())
     const byRoute = child(byService, service, () => new Map())
     const byTarget = child(byRoute, route, () => new Map())
-    const s = new Series(Object.freeze({ mesh, service, route, target }))
-    byTarget.set(target, s)
-    all.push(s)
-    return s
+    const series = new Series(Object.freeze({ mesh, service, route, target }))
+    byTarget.set(target, series)
+    all.push(series)
+    return series
   }
 
   const sink: TelemetrySink = {
     request(ev) {
-      get(ev.mesh, ev.service, ev.route, ev.target).recordRequest(
+      // An unknown service's name is the Host the client sent: whatever it is, it is one bucket.
+      const service = ev.errorCode === ErrorCodes.unknownService ? UNKNOWN_LABEL : ev.service
+      get(ev.mesh, service, ev.route, ev.target).recordRequest(
         ev.status,
         ev.end - ev.start,
         ev.retries,

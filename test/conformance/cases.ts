@@ -166,6 +166,39 @@ export const cases: ConformanceCase[] = [
       expectEqual(seen.size, 1, 'distinct targets for one user')
     },
   },
+  // Path normalization (engine/path-normalize.ts): the path routed is the path forwarded.
+  ...[
+    '/reviews/../admin/users',
+    '/reviews/%2e%2e/admin/users',
+    '/reviews/.%2e/admin/users',
+    '/reviews/./../admin/users',
+    '//admin//users',
+    '/%61dmin/u%73ers',
+  ].map(
+    (path): ConformanceCase => ({
+      name: `${path} is routed and rewritten as /admin/users`,
+      request: { service: 'reviews', path },
+      expect: ([r]) => {
+        expectEqual(r!.status, 200, 'status')
+        expectEqual(upstreamOf(r!), 'v1', 'upstream')
+        expectEqual(r!.json?.url, '/internal/users', 'upstream path')
+      },
+    }),
+  ),
+  ...[
+    ['/reviews/..%2Fadmin', 'escaped_slash'],
+    ['/reviews/%zz', 'bad_percent_encoding'],
+  ].map(
+    ([path, reason]): ConformanceCase => ({
+      name: `${path} is refused: ${reason}`,
+      request: { service: 'reviews', path: path! },
+      expect: ([r]) => {
+        expectEqual(r!.status, 400, 'status')
+        expectEqual(r!.headers['x-meshgate-error'], 'invalid_path', 'x-meshgate-error')
+        expectEqual(r!.json?.reason, reason, 'reason')
+      },
+    }),
+  ),
   {
     name: 'a host outside the mesh is refused',
     request: { service: 'example-com', path: '/' },
