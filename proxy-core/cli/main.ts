@@ -48,7 +48,7 @@ const COMMANDS: Record<string, CommandEntry> = {
   },
   publish: {
     synopsis: 'publish FILE --to URL',
-    summary: 'validate and publish a mesh config to AppConfig or S3 (docs/live-config.md)',
+    summary: 'validate and publish a mesh config to AppConfig or S3',
     load: async () => (await import('../control/index.ts')).publishCommand,
   },
   shift: {
