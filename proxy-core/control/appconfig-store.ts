@@ -32,7 +32,9 @@ export interface AppConfigLive {
 
 export interface AppConfigStore {
   resolve(): Promise<Resolved>
-  init(validatorContent: string): Promise<{ created: string[]; reused: string[]; warnings: string[] }>
+  init(
+    validatorContent: string,
+  ): Promise<{ created: string[]; reused: string[]; warnings: string[]; idUrl: string }>
   publish(
     content: string,
     opts: { strategy?: string; description?: string },
@@ -177,6 +179,7 @@ export async function createAppConfigStore(url: AppConfigUrl): Promise<AppConfig
         created.push(`environment ${url.environment} (${env.Id})`)
       }
       const existing = pick(await profiles(appId), url.profile, 'configuration profile')
+      let profileId = existing?.Id
       if (existing) {
         reused.push(`configuration profile ${url.profile} (${existing.Id})`)
         const full = await client.send(
@@ -204,8 +207,9 @@ export async function createAppConfigStore(url: AppConfigUrl): Promise<AppConfig
           }),
         )
         created.push(`configuration profile ${url.profile} (${p.Id}) with mesh.schema.json as its validator`)
+        profileId = p.Id
       }
-      return { created, reused, warnings }
+      return { created, reused, warnings, idUrl: `appconfig://${appId}/${env.Id}/${profileId}` }
     },
 
     async publish(content, opts) {

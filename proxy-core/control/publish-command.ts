@@ -85,6 +85,8 @@ async function runInit(target: string): Promise<number> {
     for (const c of r.created) process.stdout.write(`created ${c}\n`)
     for (const c of r.reused) process.stdout.write(`exists  ${c}\n`)
     for (const w of r.warnings) process.stderr.write(`warning: ${w}\n`)
+    // Lambda's IAM policy names the profile by IDs: serverless.yml's meshConfig takes this form.
+    process.stdout.write(`by ID (for serverless.yml --param="meshConfig=..." and IAM): ${r.idUrl}\n`)
     return 0
   } catch (e) {
     if (e instanceof UsageError) throw e

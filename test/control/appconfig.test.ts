@@ -90,7 +90,10 @@ describe('meshgate publish / shift / status on AppConfig', () => {
     expect(again.stdout).not.toMatch(/created/)
     expect(again.stdout.match(/^exists/gm)).toHaveLength(3)
     expect((await control.send(new ListApplicationsCommand({}))).Items).toHaveLength(1)
-    const { app, profile } = await ids()
+    const { app, env: e, profile } = await ids()
+    expect(again.stdout).toContain(
+      `by ID (for serverless.yml --param="meshConfig=..." and IAM): appconfig://${app}/${e}/${profile}\n`,
+    )
     const p = await control.send(
       new GetConfigurationProfileCommand({ ApplicationId: app, ConfigurationProfileId: profile }),
     )
