@@ -44,9 +44,16 @@ export interface AppConfigStore {
   latestVersion(): Promise<number>
 }
 
-export async function createAppConfigStore(url: AppConfigUrl): Promise<AppConfigStore> {
+/**
+ * `clientConfig` is for in-process callers (`meshgate dev`, tests): endpoint, region, credentials.
+ * The CLI passes none, so the SDK reads AWS_REGION, AWS_ENDPOINT_URL_APPCONFIG and the credential chain.
+ */
+export async function createAppConfigStore(
+  url: AppConfigUrl,
+  clientConfig: import('@aws-sdk/client-appconfig').AppConfigClientConfig = {},
+): Promise<AppConfigStore> {
   const sdk: Sdk = await import('@aws-sdk/client-appconfig')
-  const client: AppConfigClient = new sdk.AppConfigClient({})
+  const client: AppConfigClient = new sdk.AppConfigClient(clientConfig)
 
   async function all<T>(
     fetchPage: (token?: string) => Promise<{ Items?: T[]; NextToken?: string }>,
@@ -215,6 +222,15 @@ export async function createAppConfigStore(url: AppConfigUrl): Promise<AppConfig
     async publish(content, opts) {
       const r = await resolve()
       const strategy = await strategyId(opts.strategy)
+      // AppConfig rolls out one deployment per environment at a time: say so before creating a
+      // version that could not be deployed.
+      const rolling = (await deployments(r)).find((d) => d.State === 'DEPLOYING' || d.State === 'VALIDATING')
+      if (rolling)
+        throw new LiveConfigError(
+          `deployment #${rolling.DeploymentNumber} (version ${rolling.ConfigurationVersion}) is ${rolling.State} at ` +
+            `${rolling.PercentageComplete ?? 0}%: wait for it, or stop it (aws appconfig stop-deployment ` +
+            `--application-id ${r.applicationId} --environment-id ${r.environmentId} --deployment-number ${rolling.DeploymentNumber})`,
+        )
       const latest = await latestVersion(r)
       // The label a runtime sees (AppConfigData's Version-Label). With Latest-Version-Number set, the
       // new version is exactly latest + 1, or AppConfig refuses (someone published in between).

@@ -10,7 +10,9 @@
 //   - Without an injected clock a deployment is COMPLETE when StartDeployment returns (no rollout, no
 //     bake). With `clock`, it is DEPLOYING for the strategy's duration (a session sees the new version
 //     once its stable bucket falls under PercentageComplete), BAKING for the final bake time, then
-//     COMPLETE; StopDeployment rolls an unfinished deployment back.
+//     COMPLETE; StopDeployment rolls an unfinished deployment back. A second StartDeployment is a
+//     ConflictException while one is DEPLOYING; one that is BAKING is ended (COMPLETE) by it, which
+//     is an assumption: AWS's documents do not say.
 //   - Signatures are not verified; a SigV4 Authorization header must be present, as the real service
 //     refuses anonymous calls.
 //   - JSON_SCHEMA validators run with Draft 4 semantics (AppConfig's): keywords added after Draft 4
@@ -135,6 +137,8 @@ interface Deployment {
   startedAt: number
   /** Set when stopped: the deployment then serves nothing. */
   stoppedAt?: number
+  /** Set when a newer deployment started during this one's bake time: COMPLETE from then on. */
+  supersededAt?: number
 }
 
 interface InvalidDetail {
@@ -240,6 +244,7 @@ export async function startLocalAppConfig(opts: LocalAppConfigOptions = {}): Pro
   /** Where a deployment stands at `t`: state and percentage, from its strategy (or at once, without a clock). */
   function progress(d: Deployment, t: number): { state: string; percent: number; completedAt?: number } {
     if (d.stoppedAt !== undefined) return { state: 'ROLLED_BACK', percent: 0, completedAt: d.stoppedAt }
+    if (d.supersededAt !== undefined) return { state: 'COMPLETE', percent: 100, completedAt: d.supersededAt }
     if (!clock) return { state: 'COMPLETE', percent: 100, completedAt: d.startedAt }
     const s = d.strategy
     const duration = s.DeploymentDurationInMinutes * 60_000
@@ -535,7 +540,7 @@ export async function startLocalAppConfig(opts: LocalAppConfigOptions = {}): Pro
       const version =
         prof.versions.find((v) => String(v.VersionNumber) === wanted) ??
         throwIt(notFound('HostedConfigurationVersion', wanted))
-      if (env.deployments.some((d) => ['DEPLOYING', 'BAKING'].includes(progress(d, now()).state)))
+      if (env.deployments.some((d) => progress(d, now()).state === 'DEPLOYING'))
         throw new ApiError(
           409,
           'ConflictException',
@@ -547,6 +552,9 @@ export async function startLocalAppConfig(opts: LocalAppConfigOptions = {}): Pro
           Reason: 'InvalidConfiguration',
           Details: { InvalidConfiguration: problems },
         })
+      // One rolling deployment per environment. One in its bake time is ended (COMPLETE) by a new one:
+      // an assumption, as AWS's documents do not say; the real service may refuse instead.
+      for (const old of env.deployments) if (progress(old, now()).state === 'BAKING') old.supersededAt = now()
       const d: Deployment = { number: ++deploymentCount, profile: prof, version, strategy, startedAt: now() }
       if (typeof input.Description === 'string') d.description = input.Description
       env.deployments.push(d)
@@ -669,9 +677,9 @@ export async function startLocalAppConfig(opts: LocalAppConfigOptions = {}): Pro
   // --- the agent / Lambda extension API --------------------------------------------------------
 
   const agentRoute: Handler = ([a, e, p]) => {
-    const app = byNameOrId(applications, decodeURIComponent(a!), 'Application')
-    const env = byNameOrId(app.environments, decodeURIComponent(e!), 'Environment')
-    const prof = byNameOrId(app.profiles, decodeURIComponent(p!), 'ConfigurationProfile')
+    const app = byNameOrId(applications, a!, 'Application')
+    const env = byNameOrId(app.environments, e!, 'Environment')
+    const prof = byNameOrId(app.profiles, p!, 'ConfigurationProfile')
     // The agent holds one session of its own; bucket 0 sees a gradual rollout first.
     const v = deployedVersion(env, prof, 0) ?? throwIt(notFound('Configuration', prof.Name))
     return {
@@ -729,7 +737,14 @@ export async function startLocalAppConfig(opts: LocalAppConfigOptions = {}): Pro
         req.socket.destroy()
         return
       }
-      const url = new URL(req.url ?? '/', 'http://local')
+      let url: URL
+      try {
+        url = new URL(req.url ?? '/', 'http://local')
+      } catch {
+        // An absolute-form target that is not a URL: answer, never throw out of the listener.
+        send(res, errorReply(badRequest('malformed request target')))
+        return
+      }
       let api: AppConfigApi = agent ? 'agent' : 'appconfig'
       let operation = 'Unknown'
       let handler: Handler | undefined
@@ -746,7 +761,7 @@ export async function startLocalAppConfig(opts: LocalAppConfigOptions = {}): Pro
           if (!m) continue
           operation = op
           handler = h
-          match = m.slice(1).map(decodeURIComponent)
+          match = m.slice(1)
           if (op === 'StartConfigurationSession' || op === 'GetLatestConfiguration') api = 'appconfigdata'
           break
         }
@@ -780,13 +795,23 @@ export async function startLocalAppConfig(opts: LocalAppConfigOptions = {}): Pro
           if (takeFailure(api))
             return finish(errorReply(new ApiError(500, 'InternalServerException', 'injected failure')))
           try {
-            finish(await handler(match, url, req, body))
+            // Decoded here, inside the try: a malformed escape (`%zz`) is the caller's 400, not a crash.
+            const params = match.map((m) => {
+              try {
+                return decodeURIComponent(m)
+              } catch {
+                throw badRequest(`malformed percent-encoding in ${url.pathname}`)
+              }
+            })
+            finish(await handler(params, url, req, body))
           } catch (e) {
             finish(errorReply(e))
           }
         },
         (e: Error) => {
           const tooLarge = e.message === 'too large'
+          // The rest of the body is never read: the connection cannot carry another request.
+          res.setHeader('connection', 'close')
           finish(
             errorReply(
               tooLarge
@@ -797,7 +822,7 @@ export async function startLocalAppConfig(opts: LocalAppConfigOptions = {}): Pro
                 : badRequest(`could not read the request: ${e.message}`),
             ),
           )
-          if (tooLarge) res.on('finish', () => req.socket.destroy())
+          res.on('finish', () => req.socket.destroy())
         },
       )
     }

@@ -361,11 +361,29 @@ describe('local AppConfig: gradual deployments on an injected clock', () => {
 
     await start('2', 'AppConfig.AllAtOnce')
     expect((await get(2)).State).toBe('BAKING')
-    expect(await agent()).toBe('{"v":2}')
-    const stopped = await control.send(
-      new StopDeploymentCommand({ ApplicationId: app.Id!, EnvironmentId: env.Id!, DeploymentNumber: 2 }),
+    // A deployment in its bake time does not block the next one; it ends as COMPLETE.
+    await control.send(
+      new CreateHostedConfigurationVersionCommand({
+        ApplicationId: app.Id!,
+        ConfigurationProfileId: p.Id!,
+        Content: Buffer.from('{"v":3}'),
+        ContentType: 'application/json',
+      }),
     )
-    expect(stopped.State).toBe('ROLLED_BACK')
-    expect(await agent()).toBe('{"v":1}')
+    await start('3', 'AppConfig.AllAtOnce')
+    expect((await get(2)).State).toBe('COMPLETE')
+    expect(await agent()).toBe('{"v":3}')
+    const stopped3 = await control.send(
+      new StopDeploymentCommand({ ApplicationId: app.Id!, EnvironmentId: env.Id!, DeploymentNumber: 3 }),
+    )
+    expect(stopped3.State).toBe('ROLLED_BACK')
+    // Stopping 3 rolls back to 2; 2 itself completed and can no longer be stopped.
+    expect(await agent()).toBe('{"v":2}')
+    const late = await control
+      .send(
+        new StopDeploymentCommand({ ApplicationId: app.Id!, EnvironmentId: env.Id!, DeploymentNumber: 2 }),
+      )
+      .catch((x: unknown) => x)
+    expect(late).toBeInstanceOf(BadRequestException)
   })
 })
