@@ -8,7 +8,7 @@ import { createS3Store } from './s3-store.ts'
 export const usage = `usage: meshgate status --config URL [--json]
 
 Shows the live config at URL: for appconfig://APP/ENV/PROFILE the deployed version (number and
-label), its deployment (number, strategy, state, percent, when) and the newest hosted version; for
+label), its deployment (number, state, percent, when) and the newest hosted version; for
 s3://BUCKET/KEY the object's ETag, size and last-modified time. --json prints the same as JSON.`
 
 interface Status {
