@@ -207,7 +207,8 @@ export function drainText(ms: number): string {
 /**
  * The service name of a workload: the annotation, else the `app` label, else
  * `app.kubernetes.io/name`, else the owner's name (a ReplicaSet's with its pod-template hash taken
- * off, which gives the Deployment's name), else the object's own name.
+ * off, which gives the Deployment's name; a CronJob's Job without its schedule suffix), else the
+ * object's own name.
  */
 export function serviceName(
   meta: {
@@ -250,5 +251,7 @@ function ownerOf(meta: {
     if (hash !== undefined && name.endsWith(`-${hash}`)) return name.slice(0, -hash.length - 1)
     return name.replace(/-[a-z0-9]{6,10}$/, '')
   }
+  // A CronJob's Job is `<cronjob>-<scheduled time in minutes since the epoch>`.
+  if (owner?.kind === 'Job') return name.replace(/-\d{8,}$/, '')
   return name
 }
