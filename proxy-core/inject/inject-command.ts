@@ -12,15 +12,24 @@ import { SETTINGS_OPTIONS, SETTINGS_USAGE, settingsFromArgs } from './settings-a
 
 export const usage = `usage: meshgate inject FILE.yaml [settings]       Kubernetes manifests, every workload injected
        meshgate inject --ecs TASKDEF.json [settings]  an ECS task definition (awsvpc)
-FILE - reads standard input. The result goes to standard output.
+FILE - reads standard input. The result goes to standard output. The image defaults to
+meshgate-sidecar:VERSION; name your registry's with --image.
 
 ${SETTINGS_USAGE}`
+
+/** The default image's tag: this package's version. */
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    version: string
+  }
+  return pkg.version
+}
 
 export async function run(args: string[]): Promise<number> {
   const p = parseCommandArgs(args, { ...SETTINGS_OPTIONS, ecs: { type: 'boolean' } }, { maxPositionals: 1 })
   const file = p.positionals[0]
   if (file === undefined) throw new UsageError('which file? (- for standard input)')
-  const settings = settingsFromArgs(p, process.env)
+  const settings = settingsFromArgs(p, process.env, `meshgate-sidecar:${version()}`)
   let text: string
   try {
     text = readFileSync(file === '-' ? 0 : file, 'utf8')

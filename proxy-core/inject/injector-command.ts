@@ -2,6 +2,7 @@
 // reloads, refusals); SIGTERM closes the listener and lets requests in flight finish.
 
 import { join } from 'node:path'
+import type { OptionSpec } from '../cli/args.ts'
 import { parseCommandArgs, stringOpt, UsageError } from '../cli/args.ts'
 import { SETTINGS_OPTIONS, SETTINGS_USAGE, settingsFromArgs } from './settings-args.ts'
 import { startInjector } from './webhook.ts'
@@ -14,18 +15,17 @@ The certificate files are watched: a renewed certificate is served to new connec
 
 ${SETTINGS_USAGE}`
 
+/** The injector's flags: its own and the sidecar settings that `meshgate inject` takes too. */
+export const INJECTOR_OPTIONS: OptionSpec = {
+  ...SETTINGS_OPTIONS,
+  'tls-dir': { type: 'string' },
+  'tls-cert': { type: 'string' },
+  'tls-key': { type: 'string' },
+  listen: { type: 'string' },
+}
+
 export async function run(args: string[]): Promise<number> {
-  const p = parseCommandArgs(
-    args,
-    {
-      ...SETTINGS_OPTIONS,
-      'tls-dir': { type: 'string' },
-      'tls-cert': { type: 'string' },
-      'tls-key': { type: 'string' },
-      listen: { type: 'string' },
-    },
-    { maxPositionals: 0 },
-  )
+  const p = parseCommandArgs(args, INJECTOR_OPTIONS, { maxPositionals: 0 })
   const dir = stringOpt(p, 'tls-dir') ?? process.env.MESHGATE_INJECTOR_TLS_DIR
   const certFile = stringOpt(p, 'tls-cert') ?? (dir === undefined ? undefined : join(dir, 'tls.crt'))
   const keyFile = stringOpt(p, 'tls-key') ?? (dir === undefined ? undefined : join(dir, 'tls.key'))

@@ -1,7 +1,6 @@
 // The settings flags that `meshgate inject` and `meshgate injector` share, so both put the same sidecar
 // into the same workload. Each flag can also come from the environment (the injector's Deployment).
 
-import { readFileSync } from 'node:fs'
 import type { OptionSpec, ParsedArgs } from '../cli/args.ts'
 import { stringOpt, UsageError } from '../cli/args.ts'
 import { parseDuration } from '../config/duration.ts'
@@ -19,20 +18,13 @@ export const SETTINGS_OPTIONS: OptionSpec = {
 }
 
 export const SETTINGS_USAGE = `sidecar settings (pods override them with meshgate.io/ annotations, docs/kubernetes.md):
-  --image IMAGE        the sidecar image (MESHGATE_SIDECAR_IMAGE; default meshgate-sidecar:VERSION)
+  --image IMAGE        the sidecar image (MESHGATE_SIDECAR_IMAGE)
   --config SRC         MESHGATE_CONFIG of the sidecar: a path, appconfig://… or s3://… (/etc/meshgate/mesh.yaml)
   --config-map NAME    the ConfigMap mounted when the config is a path (meshgate-config)
   --drain DURATION     the sidecar's drain on shutdown (20s)
   --env NAME=VALUE     extra sidecar environment, repeatable (AWS_REGION=us-east-1)
   --xray on|off        send traces to an X-Ray daemon (on)
   --http-proxy on|off  point the app containers' HTTP_PROXY at the sidecar (on)`
-
-function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
-    version: string
-  }
-  return pkg.version
-}
 
 function onOff(name: string, v: string | undefined, fallback: boolean): boolean {
   if (v === undefined) return fallback
@@ -41,10 +33,15 @@ function onOff(name: string, v: string | undefined, fallback: boolean): boolean 
   throw new UsageError(`--${name}: want on or off`)
 }
 
-export function settingsFromArgs(p: ParsedArgs, env: NodeJS.ProcessEnv): InjectSettings {
-  const s = defaultSettings(
-    stringOpt(p, 'image') ?? env.MESHGATE_SIDECAR_IMAGE ?? `meshgate-sidecar:${version()}`,
-  )
+/** `defaultImage` undefined: the image must be named (the injector has no safe guess for a cluster). */
+export function settingsFromArgs(
+  p: ParsedArgs,
+  env: NodeJS.ProcessEnv,
+  defaultImage?: string,
+): InjectSettings {
+  const image = stringOpt(p, 'image') ?? env.MESHGATE_SIDECAR_IMAGE ?? defaultImage
+  if (image === undefined) throw new UsageError('--image (or MESHGATE_SIDECAR_IMAGE) is required')
+  const s = defaultSettings(image)
   const config = stringOpt(p, 'config')
   if (config !== undefined) {
     if (!isConfigUrl(config) && !config.startsWith('/'))

@@ -14,7 +14,7 @@ import { ROOT, runCli } from './run-cli.ts'
 import { readDocs } from './workloads.ts'
 
 const IMAGE = '123456789012.dkr.ecr.us-east-1.amazonaws.com/meshgate-sidecar:0.1.0'
-export const K8S_FLAGS = [
+const K8S_FLAGS = [
   '--image',
   IMAGE,
   '--env',
@@ -22,7 +22,7 @@ export const K8S_FLAGS = [
   '--env',
   'AWS_REGION=us-east-1',
 ]
-export const ECS_FLAGS = ['--image', IMAGE, '--env', 'MESHGATE_CLOUDWATCH_NAMESPACE=meshgate']
+const ECS_FLAGS = ['--image', IMAGE, '--env', 'MESHGATE_CLOUDWATCH_NAMESPACE=meshgate']
 
 const regenerate = (args: string[], out: string) =>
   `regenerate: node bin/meshgate.js ${args.join(' ')} > ${out}`
