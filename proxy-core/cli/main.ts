@@ -61,6 +61,16 @@ const COMMANDS: Record<string, CommandEntry> = {
     summary: 'show the live config version and its deployment',
     load: async () => (await import('../control/index.ts')).statusCommand,
   },
+  inject: {
+    synopsis: 'inject FILE.yaml | --ecs TASKDEF.json',
+    summary: 'print manifests or a task definition with the sidecar added',
+    load: () => import('../inject/inject-command.ts'),
+  },
+  injector: {
+    synopsis: 'injector --tls-dir DIR',
+    summary: 'run the Kubernetes sidecar-injection webhook (docs/kubernetes.md)',
+    load: () => import('../inject/injector-command.ts'),
+  },
 }
 
 function usage(): string {

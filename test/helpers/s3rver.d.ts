@@ -1,10 +1,11 @@
-// The part of s3rver's API these tests use (the package ships no types).
+// s3rver ships no types: the part of its API the tests use (one declaration for every suite).
 declare module 's3rver' {
   interface S3rverOptions {
     port?: number
     address?: string
     directory: string
     silent?: boolean
+    configureBuckets?: { name: string }[]
   }
   export default class S3rver {
     constructor(options: S3rverOptions)
