@@ -255,34 +255,34 @@ class IstioTranslator {
       return
     }
     if (toMesh) {
-      for (const host of hosts) {
+      hosts.forEach((host, hi) => {
         if (host.includes('*')) {
           if (toGateway.length === 0)
             ctx.note(
-              spec,
-              'hosts',
-              'spec.hosts',
+              spec.hosts,
+              hi,
+              `spec.hosts[${hi}]`,
               `wildcard host ${host} names no service`,
               'list the services by name',
             )
-          continue
+          return
         }
         const h = clusterHost(host, vs.namespace)
         const prev = owner.get(h.fqdn)
         if (prev !== undefined) {
           ctx.note(
-            spec,
-            'hosts',
-            'spec.hosts',
+            spec.hosts,
+            hi,
+            `spec.hosts[${hi}]`,
             `a second VirtualService for ${host} (the first is ${prev.source})`,
             'merge their routes into one; this one was not used',
           )
-          continue
+          return
         }
         owner.set(h.fqdn, ctx)
         const svc = serviceOf(this.draft, h.short, ctx.source)
         this.httpRoutes(ctx, vs, svc)
-      }
+      })
     }
     if (toGateway.length > 0) this.gatewayRoutes(ctx, vs)
   }
