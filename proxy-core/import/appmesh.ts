@@ -239,6 +239,7 @@ function readKubernetes(doc: SourceDoc, obj: Obj, report: Report, out: Entity[])
   const apiVersion = asString(obj.apiVersion) ?? ''
   const kind = asString(obj.kind) ?? ''
   const line = lineOf(obj, undefined, doc.line)
+  const kindLine = lineOf(obj, 'kind', line)
   if (kind === 'List') {
     for (const item of asList(obj.items)) readKubernetes(doc, asObj(item) ?? {}, report, out)
     return
@@ -252,7 +253,7 @@ function readKubernetes(doc: SourceDoc, obj: Obj, report: Report, out: Entity[])
       apiVersion.startsWith('batch/')
     )
       return
-    throw new ImportError(doc.file, line, `unknown kind ${kind} (${apiVersion}) for an App Mesh import`)
+    throw new ImportError(doc.file, kindLine, `unknown kind ${kind} (${apiVersion}) for an App Mesh import`)
   }
   if (kind === 'BackendGroup') {
     new ResourceContext(report, doc.file, `${kind}/${asString(asObj(obj.metadata)?.name)}`, line).note(
@@ -265,7 +266,7 @@ function readKubernetes(doc: SourceDoc, obj: Obj, report: Report, out: Entity[])
     return
   }
   if (!KINDS.includes(kind as Kind))
-    throw new ImportError(doc.file, line, `unknown App Mesh kind ${kind} (${apiVersion})`)
+    throw new ImportError(doc.file, kindLine, `unknown App Mesh kind ${kind} (${apiVersion})`)
   const meta = asObj(obj.metadata) ?? {}
   const name = asString(meta.name) ?? 'unnamed'
   const ctx = new ResourceContext(report, doc.file, `${kind}/${name}`, line)

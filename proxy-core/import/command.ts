@@ -1,12 +1,13 @@
 // `meshgate import` and `meshgate export`: the CLI around proxy-core/import. The output file is written
 // whole or not at all (a temp file renamed over it), so a failed import never leaves half a mesh behind.
 import { randomBytes } from 'node:crypto'
-import { rename, rm, writeFile } from 'node:fs/promises'
+import { readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { parseCommandArgs, stringOpt, UsageError } from '../cli/args.ts'
 import { ConfigError, formatProblem, loadConfigFile } from '../config/load.ts'
 import { exportGatewayApi } from './export-gateway-api.ts'
 import { ImportError, type ImportSource, importFiles, SOURCES } from './index.ts'
+import { lineOf, readDocuments } from './reader.ts'
 
 export const IMPORT_USAGE = `usage: meshgate import appmesh|istio|gateway-api FILE... [--out mesh.yaml] [--strict] [--mesh NAME]
 
@@ -25,6 +26,21 @@ Writes the mesh config FILE (default mesh.yaml) as Gateway API HTTPRoutes: one p
 its Service (GAMMA), and one for the gateway's routes. What Gateway API cannot say (a route order that
 its precedence rules would change, retry conditions other than status codes, faults) is reported on
 stderr as FILE:LINE: services.S.routes[i]: field: why; instead: …`
+
+/** The line of a path in the config file, for export's report (the loader keeps no lines). */
+async function configLines(file: string): Promise<(path: (string | number)[]) => number> {
+  const doc = readDocuments(file, await readFile(file, 'utf8'))[0]
+  return (path) => {
+    let node: unknown = doc?.value
+    let line = doc?.line ?? 1
+    for (const seg of path) {
+      if (node === null || typeof node !== 'object') break
+      line = lineOf(node, seg, line)
+      node = (node as Record<string | number, unknown>)[seg]
+    }
+    return line
+  }
+}
 
 /** Writes `text` to `file` through a temp file in the same directory and a rename. */
 export async function writeAtomically(file: string, text: string): Promise<void> {
@@ -90,7 +106,7 @@ export async function runExportCommand(args: string[]): Promise<number> {
     return 1
   }
   const namespace = stringOpt(p, 'namespace') ?? 'default'
-  const { yaml, report } = exportGatewayApi(config, { namespace })
+  const { yaml, report } = exportGatewayApi(config, { namespace, lineOf: await configLines(file) })
   if (!report.empty) process.stderr.write(`${report.format()}\n`)
   const out = stringOpt(p, 'out')
   if (out === undefined) process.stdout.write(yaml)

@@ -65,7 +65,7 @@ export function translateGatewayApi(docs: SourceDoc[], report: Report, meshName 
     const ctx = new ResourceContext(report, r.file, `${r.kind}/${r.name}`, r.line)
     if (r.group.endsWith('gateway.networking.k8s.io') || r.group.endsWith('gateway.networking.x-k8s.io')) {
       if (!GATEWAY_KINDS.has(r.kind))
-        throw new ImportError(r.file, r.line, `unknown Gateway API kind ${r.kind} (${r.apiVersion})`)
+        throw new ImportError(r.file, r.kindLine, `unknown Gateway API kind ${r.kind} (${r.apiVersion})`)
       if (r.kind === 'HTTPRoute') collect(ctx, r, meshEntries, gatewayEntries)
       else if (r.kind === 'GRPCRoute') {
         ctx.note(
@@ -109,7 +109,11 @@ export function translateGatewayApi(docs: SourceDoc[], report: Report, meshName 
       continue
     }
     if (isPlainKubernetes(r)) continue
-    throw new ImportError(r.file, r.line, `unknown kind ${r.kind} (${r.apiVersion}) for a Gateway API import`)
+    throw new ImportError(
+      r.file,
+      r.kindLine,
+      `unknown kind ${r.kind} (${r.apiVersion}) for a Gateway API import`,
+    )
   }
   const t = new GatewayApiTranslator(draft, ports)
   for (const [service, entries] of meshEntries) {

@@ -109,7 +109,7 @@ export function translateIstio(docs: SourceDoc[], report: Report, meshName = 'im
       r.group.endsWith('.istio.io')
     ) {
       if (!ISTIO_KINDS.has(r.kind))
-        throw new ImportError(r.file, r.line, `unknown Istio kind ${r.kind} (${r.apiVersion})`)
+        throw new ImportError(r.file, r.kindLine, `unknown Istio kind ${r.kind} (${r.apiVersion})`)
       if (r.kind === 'VirtualService') virtualServices.push(r)
       else if (r.kind === 'DestinationRule') {
         const host = asString(r.spec.host)
@@ -140,7 +140,7 @@ export function translateIstio(docs: SourceDoc[], report: Report, meshName = 'im
       continue
     }
     if (isPlainKubernetes(r)) continue
-    throw new ImportError(r.file, r.line, `unknown kind ${r.kind} (${r.apiVersion}) for an Istio import`)
+    throw new ImportError(r.file, r.kindLine, `unknown kind ${r.kind} (${r.apiVersion}) for an Istio import`)
   }
 
   const t = new IstioTranslator(draft, report, rules, ports, gateways)

@@ -20,6 +20,8 @@ export interface K8sResource {
   apiVersion: string
   group: string
   kind: string
+  /** The line of `kind:`, for errors about the kind. */
+  kindLine: number
   name: string
   namespace: string
   spec: Obj
@@ -49,6 +51,7 @@ export function k8sResources(docs: SourceDoc[]): K8sResource[] {
       apiVersion,
       group: apiVersion.includes('/') ? apiVersion.slice(0, apiVersion.indexOf('/')) : '',
       kind,
+      kindLine: lineOf(obj, 'kind', line),
       name: asString(meta.name) ?? 'unnamed',
       namespace: asString(meta.namespace) ?? 'default',
       spec: asObj(obj.spec) ?? {},
