@@ -132,7 +132,8 @@ export function draftToYaml(draft: Draft, header: string): string {
   if (draft.defaults) root.defaults = draft.defaults
   if (draft.gateway.length > 0) root.gateway = { routes: draft.gateway.map(stripUndefined) }
   root.services = services
-  const doc = new Document(root)
+  // Routes split from one source route share objects: write them out, never as YAML aliases.
+  const doc = new Document(root, { aliasDuplicateObjects: false })
   doc.commentBefore = header
   const top = doc.contents
   if (isMap(top)) {

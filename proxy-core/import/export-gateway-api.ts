@@ -82,7 +82,7 @@ export function exportGatewayApi(
       spec: { parentRefs: [{ name: config.mesh }], rules },
     })
   }
-  const yaml = routes.map((r) => stringify(r, { lineWidth: 0 })).join('---\n')
+  const yaml = routes.map((r) => stringify(r, { lineWidth: 0, aliasDuplicateObjects: false })).join('---\n')
   return { yaml, routes, report }
 }
 
