@@ -362,12 +362,13 @@ class AppMeshTranslator {
     }
     for (const n of this.byKind.get('VirtualNode')!.values()) this.nodeFields(n)
     for (const g of this.byKind.get('VirtualGateway')!.values()) this.gatewayFields(g)
+    const usedRouters = new Set(
+      [...this.byKind.get('VirtualService')!.values()].map((vs) =>
+        refName(asObj(asObj(vs.spec.provider)?.virtualRouter), 'virtualRouter'),
+      ),
+    )
     for (const r of this.byKind.get('VirtualRouter')!.values()) {
-      if (
-        ![...this.byKind.get('VirtualService')!.values()].some(
-          (vs) => refName(asObj(asObj(vs.spec.provider)?.virtualRouter), 'virtualRouter') === r.name,
-        )
-      ) {
+      if (!usedRouters.has(r.name)) {
         r.ctx.note(
           r.spec,
           undefined,

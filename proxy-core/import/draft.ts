@@ -118,8 +118,8 @@ export function charPrefixMatch(prefix: string): Raw {
   return { regex: `${escapeRegex(prefix)}.*` }
 }
 
-/** The YAML text, with each service's sources as a comment above it. */
-export function draftToYaml(draft: Draft, header: string): string {
+/** The mesh file as a plain value (what the YAML below says, without its comments). */
+export function draftToRaw(draft: Draft): Raw {
   const services: Record<string, unknown> = {}
   for (const s of draft.services.values()) {
     const svc: Raw = { targets: s.targets }
@@ -132,6 +132,11 @@ export function draftToYaml(draft: Draft, header: string): string {
   if (draft.defaults) root.defaults = draft.defaults
   if (draft.gateway.length > 0) root.gateway = { routes: draft.gateway.map(stripUndefined) }
   root.services = services
+  return root
+}
+
+/** The YAML text of `root` (from draftToRaw), with each service's sources as a comment above it. */
+export function draftToYaml(draft: Draft, root: Raw, header: string): string {
   // Routes split from one source route share objects: write them out, never as YAML aliases.
   const doc = new Document(root, { aliasDuplicateObjects: false })
   doc.commentBefore = header

@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises'
 import { ConfigError, loadConfigText } from '../config/load.ts'
 import type { MeshConfig } from '../engine/types.ts'
 import { translateAppMesh } from './appmesh.ts'
-import { type Draft, draftToYaml } from './draft.ts'
+import { type Draft, draftToRaw, draftToYaml } from './draft.ts'
 import { translateGatewayApi } from './gateway-api.ts'
 import { translateIstio } from './istio.ts'
 import { readDocuments, type SourceDoc } from './reader.ts'
@@ -66,10 +66,13 @@ export async function importDocuments(
   const header =
     ` Translated by \`meshgate import ${source}\` from ${files.join(', ')}.\n` +
     ` ${report.lines.length} report line${report.lines.length === 1 ? '' : 's'}: see docs/migrate.md for what each means.`
-  const yaml = draftToYaml(draft, header)
+  const raw = draftToRaw(draft)
+  const yaml = draftToYaml(draft, raw, header)
   let config: MeshConfig
   try {
-    config = await loadConfigText(yaml, 'mesh.yaml')
+    // The same value the YAML was written from, through the loader's JSON path: `meshgate validate`'s
+    // checks, without parsing the YAML back (a second YAML parse doubled the time of a large import).
+    config = await loadConfigText(JSON.stringify(raw), 'mesh.yaml')
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e
     // A translation that meshgate itself refuses is a bug in the translator, not in the input.

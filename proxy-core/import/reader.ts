@@ -77,7 +77,9 @@ const MAX_DEPTH = 200
 
 export function readDocuments(file: string, text: string): SourceDoc[] {
   const lines = new LineCounter()
-  const docs = parseAllDocuments(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true })
+  // Duplicate keys are checked below: the parser's own check is quadratic in a map's size, and a
+  // CloudFormation template's Resources map can hold tens of thousands of keys.
+  const docs = parseAllDocuments(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: false })
   const list = Array.isArray(docs) ? docs : []
   const out: SourceDoc[] = []
   for (const doc of list) {
@@ -112,6 +114,13 @@ export function readDocuments(file: string, text: string): SourceDoc[] {
           const k = pair.key
           const keyText = isScalar(k) ? String(k.value) : null
           if (keyText === null) throw new ImportError(file, line, 'a mapping key must be a plain value')
+          if (Object.hasOwn(obj, keyText)) {
+            throw new ImportError(
+              file,
+              lineAt((k as Node).range?.[0] ?? 0),
+              `not valid YAML or JSON: the key ${keyText} appears twice`,
+            )
+          }
           obj[keyText] = convert(pair.value as Node | null, depth + 1)
           keys.set(keyText, lineAt((k as Node).range?.[0] ?? 0))
         }

@@ -233,7 +233,9 @@ describe('round trip: export gateway-api, then import gateway-api', () => {
         const reqs = requestsFor(original)
         expect(decisions(back.config, reqs)).toEqual(decisions(original, reqs))
       }),
-      { numRuns: 150 },
+      // A fixed seed: how many generated meshes avoid a reorder varies by seed, and the count below must
+      // not flake. The first property runs on fresh seeds.
+      { numRuns: 300, seed: 20261204 },
     )
     // The property must not hold vacuously.
     expect(unchanged).toBeGreaterThan(10)
