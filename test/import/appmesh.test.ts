@@ -234,3 +234,15 @@ describe('appmesh import, what it wrote', () => {
     for (const l of [...cfn, ...api.split('\n')]) expect(l).toMatch(/^\S+:\d+: \S+: \S+: .+; instead: .+$/)
   })
 })
+
+describe('appmesh Bookinfo on EKS (docs/migrate.md)', () => {
+  it('translates with an empty report and routes jason to v2, others 97/3', async () => {
+    const r = await importFiles('appmesh', [fixture('appmesh', 'bookinfo-eks.yaml')])
+    expect(r.report.lines).toEqual([])
+    const mesh = compileMesh(r.config)
+    const reviews = mesh.services.get('reviews')!.routes
+    expect(reviews.match('GET', '/reviews/0', { 'end-user': 'jason' })?.to).toEqual({ 'reviews-v2': 1 })
+    expect(reviews.match('GET', '/reviews/0', {})?.to).toEqual({ 'reviews-v1': 97, 'reviews-v3': 3 })
+    expect(mesh.gateway.match('GET', '/productpage', {})?.service).toBe('productpage')
+  })
+})
