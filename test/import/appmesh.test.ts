@@ -241,7 +241,7 @@ describe('appmesh Bookinfo on EKS (docs/migrate.md)', () => {
     expect(r.report.lines).toEqual([])
     const mesh = compileMesh(r.config)
     const reviews = mesh.services.get('reviews')!.routes
-    expect(reviews.match('GET', '/reviews/0', { 'end-user': 'jason' })?.to).toEqual({ 'reviews-v2': 1 })
+    expect(reviews.match('GET', '/reviews/0', { 'end-user': 'jason' })?.to).toEqual({ 'reviews-v2': 100 })
     expect(reviews.match('GET', '/reviews/0', {})?.to).toEqual({ 'reviews-v1': 97, 'reviews-v3': 3 })
     expect(mesh.gateway.match('GET', '/productpage', {})?.service).toBe('productpage')
   })
