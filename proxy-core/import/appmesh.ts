@@ -71,11 +71,16 @@ interface Entity {
 export const APPMESH_DEFAULT_RETRIES = { attempts: 2, on: ['connect-failure', 'reset', '503'] }
 const ALL_METHODS = ['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE', 'POST', 'PATCH']
 
-export function translateAppMesh(docs: SourceDoc[], report: Report, meshName?: string): Draft {
+export function translateAppMesh(
+  docs: SourceDoc[],
+  report: Report,
+  meshName?: string,
+  params: Record<string, string> = {},
+): Draft {
   const entities: Entity[] = []
   const dnsNamespaces = new Set<string>()
   const httpNamespaces = new Set<string>()
-  for (const doc of docs) readDoc(doc, report, entities, dnsNamespaces, httpNamespaces)
+  for (const doc of docs) readDoc(doc, report, entities, dnsNamespaces, httpNamespaces, params)
   const mesh =
     meshName ??
     entities.find((e) => e.kind === 'Mesh')?.name ??
@@ -122,19 +127,30 @@ const NAME_KEYS: [string, Kind][] = [
   ['virtualRouterName', 'VirtualRouter'],
 ]
 
-function readDoc(doc: SourceDoc, report: Report, out: Entity[], dns: Set<string>, http: Set<string>): void {
+function readDoc(
+  doc: SourceDoc,
+  report: Report,
+  out: Entity[],
+  dns: Set<string>,
+  http: Set<string>,
+  params: Record<string, string>,
+): void {
   const v = doc.value
   const file = doc.file
   if (isTemplate(v)) {
-    const resources = templateResources(file, v, (name, line) =>
-      report.add({
-        file,
-        line,
-        resource: 'template',
-        field: name,
-        why: `a pseudo parameter has no value outside a stack; a placeholder was used`,
-        instead: 'replace it with the value, or import `aws appmesh describe-*` output',
-      }),
+    const resources = templateResources(
+      file,
+      v,
+      (name, line) =>
+        report.add({
+          file,
+          line,
+          resource: 'template',
+          field: name,
+          why: `a pseudo parameter has no value outside a stack; a placeholder was used`,
+          instead: 'replace it with the value, or import `aws appmesh describe-*` output',
+        }),
+      params,
     )
     for (const r of resources) {
       if (
@@ -189,7 +205,7 @@ function readDoc(doc: SourceDoc, report: Report, out: Entity[], dns: Set<string>
     throw new ImportError(
       file,
       lineOf(res, undefined, doc.line),
-      'unknown App Mesh resource: no routeName, virtualNodeName, … and no spec to tell its kind by',
+      'unknown App Mesh resource: no routeName, virtualNodeName, … and no spec to tell its kind by (add the name field, as `create-* --cli-input-json` accepts it, or use `describe-*` output)',
     )
   const nameKey = NAME_KEYS.find(([, k]) => k === kind)?.[0] ?? 'meshName'
   const base = file.replace(/^.*\//, '').replace(/\.[^.]*$/, '')

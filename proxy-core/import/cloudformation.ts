@@ -55,6 +55,8 @@ export function templateResources(
   file: string,
   template: Obj,
   onPseudo: (name: string, line: number) => void,
+  /** Parameter values given on the command line (`--param Name=value`), over the template's Defaults. */
+  given: Record<string, string> = {},
 ): CfnResource[] {
   const params = asObj(template.Parameters) ?? {}
   const mappings = asObj(template.Mappings) ?? {}
@@ -72,12 +74,13 @@ export function templateResources(
       return PSEUDO[name]!
     }
     if (name === 'AWS::NoValue') return null
+    if (Object.hasOwn(given, name)) return given[name]!
     const p = asObj(params[name])
     if (p !== undefined) {
       if (p.Default === undefined)
         fail(
           node,
-          `cannot resolve Ref ${name}: the parameter has no Default (give one, or import the deployed resources with \`aws appmesh describe-*\`)`,
+          `cannot resolve Ref ${name}: the parameter has no Default (pass --param ${name}=VALUE, or import the deployed resources with \`aws appmesh describe-*\`)`,
         )
       return resolve(p.Default as Value)
     }
@@ -213,10 +216,14 @@ export function templateResources(
       !(type.startsWith('AWS::AppMesh::') || /^AWS::ServiceDiscovery::\w+Namespace$/.test(type))
     )
       continue
+    // Of a namespace only its Name matters (its Vpc is often an import from another stack).
+    const properties = type.startsWith('AWS::ServiceDiscovery::')
+      ? { Name: resolve((asObj(res.Properties)?.Name ?? null) as Value) }
+      : propsOf(logicalId, res)
     out.push({
       logicalId,
-      type: asString(res.Type) ?? '',
-      properties: propsOf(logicalId, res),
+      type,
+      properties,
       line: lineOf(resources, logicalId),
     })
   }

@@ -10,11 +10,14 @@ import { ImportError, type ImportSource, importFiles, SOURCES } from './index.ts
 import { lineOf, readDocuments } from './reader.ts'
 
 export const IMPORT_USAGE = `usage: meshgate import appmesh|istio|gateway-api FILE... [--out mesh.yaml] [--strict] [--mesh NAME]
+       [--param NAME=VALUE]...
 
 Translates an existing mesh's files into one meshgate config: App Mesh (API JSON from
 \`aws appmesh describe-*\`/\`create-*\`, CloudFormation templates in YAML or JSON, or the App Mesh
 controller's Kubernetes resources), Istio (VirtualService, DestinationRule, Gateway) or Gateway API
 (HTTPRoute, Gateway). Files may hold several YAML documents.
+
+--param gives a CloudFormation parameter's value (over its Default).
 
 Writes the config to --out (atomically) or stdout. Every field that did not translate is a line on
 stderr: FILE:LINE: KIND/NAME: field: why; instead: what to do. --strict exits 1 (and writes nothing)
@@ -59,6 +62,7 @@ export async function runImportCommand(args: string[]): Promise<number> {
     out: { type: 'string', short: 'o' },
     strict: { type: 'boolean' },
     mesh: { type: 'string' },
+    param: { type: 'string', multiple: true },
   })
   const [source, ...files] = p.positionals
   if (source === undefined) throw new UsageError('which source: appmesh, istio or gateway-api?')
@@ -68,9 +72,19 @@ export async function runImportCommand(args: string[]): Promise<number> {
   if (files.length === 0) throw new UsageError('no input files')
   const out = stringOpt(p, 'out')
   const mesh = stringOpt(p, 'mesh')
+  const params: Record<string, string> = {}
+  for (const kv of (p.values.param as string[] | undefined) ?? []) {
+    const eq = kv.indexOf('=')
+    if (eq <= 0) throw new UsageError(`--param takes NAME=VALUE, not ${kv}`)
+    params[kv.slice(0, eq)] = kv.slice(eq + 1)
+  }
   let result: Awaited<ReturnType<typeof importFiles>>
   try {
-    result = await importFiles(source as ImportSource, files, mesh === undefined ? {} : { mesh })
+    result = await importFiles(
+      source as ImportSource,
+      files,
+      mesh === undefined ? { params } : { mesh, params },
+    )
   } catch (e) {
     if (!(e instanceof ImportError)) throw e
     process.stderr.write(`${e.message}\n`)

@@ -268,7 +268,12 @@ class GatewayApiTranslator {
       gw.service = toName(`${r.name}-r${i}`)
       const svc = serviceOf(this.draft, gw.service, ctx.source)
       const route = this.route(svc, e)
-      if (route === undefined) return
+      if (route === undefined) {
+        // Nothing to route to (reported): no service of its own either.
+        if (Object.keys(svc.targets).length === 0 && svc.routes.length === 0)
+          this.draft.services.delete(svc.name)
+        return
+      }
       svc.routes.push(route)
     }
     this.draft.gateway.push(gw)

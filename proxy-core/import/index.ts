@@ -28,6 +28,8 @@ export interface ImportResult {
 export interface ImportOptions {
   /** The mesh name; default the source's own (App Mesh's mesh name) or `imported`. */
   mesh?: string
+  /** CloudFormation parameter values, over the templates' Defaults. */
+  params?: Record<string, string>
 }
 
 /** Reads and translates; throws ImportError for input that cannot be read (nothing partial comes back). */
@@ -57,11 +59,14 @@ export async function importDocuments(
 ): Promise<ImportResult> {
   const report = new Report()
   let draft: Draft
-  if (source === 'appmesh') draft = translateAppMesh(docs, report, opts.mesh)
+  if (source === 'appmesh') draft = translateAppMesh(docs, report, opts.mesh, opts.params)
   else if (source === 'istio') draft = translateIstio(docs, report, opts.mesh)
   else draft = translateGatewayApi(docs, report, opts.mesh)
+  pruneEmptyServices(draft, report)
   if (draft.services.size === 0) {
-    throw new ImportError(files[0] ?? '-', 1, `no ${source} service found in ${files.join(', ')}`)
+    // The report says why (routes without parents, kinds meshgate does not route): it goes with the error.
+    const why = report.empty ? '' : `\n${report.format()}`
+    throw new ImportError(files[0] ?? '-', 1, `no ${source} service found in ${files.join(', ')}${why}`)
   }
   const header =
     ` Translated by \`meshgate import ${source}\` from ${files.join(', ')}.\n` +
@@ -81,4 +86,25 @@ export async function importDocuments(
     )
   }
   return { yaml, config, report }
+}
+
+/**
+ * A service left without targets (its router or nodes were not in the input, or all its routes were
+ * gRPC) cannot be written: it goes, with a report line, and so do gateway routes to it.
+ */
+function pruneEmptyServices(draft: Draft, report: Report): void {
+  for (const svc of [...draft.services.values()]) {
+    if (Object.keys(svc.targets).length > 0) continue
+    draft.services.delete(svc.name)
+    const m = /^(\S+) \((.*):(\d+)\)$/.exec(svc.sources[0] ?? '')
+    report.add({
+      file: m?.[2] ?? '-',
+      line: Number(m?.[3] ?? 1),
+      resource: m?.[1] ?? svc.name,
+      field: '(service)',
+      why: `service ${svc.name} has no target that translated, so it was left out`,
+      instead: 'add the files of its router and nodes, or see the lines above',
+    })
+    draft.gateway = draft.gateway.filter((g) => g.service !== svc.name)
+  }
 }

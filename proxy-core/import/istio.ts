@@ -758,7 +758,12 @@ class IstioTranslator {
       workloadSelector: ['meshgate policies apply to every caller', 'leave it out'],
     })
     const short = fqdn.split('.')[0]!
-    const svc = this.draft.services.get(toName(short))
+    let svc = this.draft.services.get(toName(short))
+    if (svc === undefined) {
+      // No VirtualService routes to the host: Istio sends its traffic to all of the Service's pods.
+      svc = serviceOf(this.draft, toName(short), ctx.source)
+      this.target(ctx, svc, { host: fqdn }, 'default', 'spec.host')
+    }
     const policy = asObj(spec.trafficPolicy)
     asList(spec.subsets).forEach((s, i) => {
       const sub = asObj(s)
@@ -770,16 +775,6 @@ class IstioTranslator {
       })
     })
     if (policy === undefined) return
-    if (svc === undefined) {
-      ctx.note(
-        spec,
-        'trafficPolicy',
-        'spec.trafficPolicy',
-        `no VirtualService routes to ${spec.host} in the input`,
-        'add its VirtualService, or a service for it',
-      )
-      return
-    }
     if (!svc.sources.includes(ctx.source)) svc.sources.push(ctx.source)
     ctx.keys(policy, 'spec.trafficPolicy', ['connectionPool', 'outlierDetection', 'loadBalancer'], {
       tls: [

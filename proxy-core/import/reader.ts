@@ -155,6 +155,8 @@ export function readDocuments(file: string, text: string): SourceDoc[] {
       return value
     }
     const value = convert(doc.contents as Node, 0)
+    // A document with nothing in it (a trailing `---`) is no resource.
+    if (value === null) continue
     out.push({ file, line: lineAt(doc.contents.range?.[0] ?? 0), value })
   }
   return out

@@ -83,6 +83,23 @@ describe('meshgate import', () => {
     })
   }
 
+  it('--param gives a CloudFormation parameter the value its template leaves open', () => {
+    const out = join(dir, 'param.yaml')
+    const r = meshgate(
+      'import',
+      'appmesh',
+      fixture('malformed', 'unresolved-ref.yaml'),
+      '--param',
+      'MeshName=colors',
+      '--out',
+      out,
+    )
+    // The template has a node and no virtual service: the error says so, and that it got past the !Ref.
+    expect(r.stderr).not.toContain('cannot resolve')
+    expect(r.stderr).toContain('no appmesh service found')
+    expect(meshgate('import', 'appmesh', 'x.yaml', '--param', 'novalue').code).toBe(2)
+  })
+
   it('usage errors exit 2', () => {
     expect(meshgate('import', 'linkerd', 'x.yaml').code).toBe(2)
     expect(meshgate('import', 'istio').code).toBe(2)
