@@ -681,7 +681,7 @@ class AppMeshTranslator {
       query[name] = exact === undefined ? { present: true } : exact
     })
     if (Object.keys(query).length > 0) out.query = query
-    return never ? null : out
+    return never || !ctx.expressible(m, p, out) ? null : out
   }
 
   private stringMatch(ctx: ResourceContext, hm: Obj, p: string): Raw | string | undefined {

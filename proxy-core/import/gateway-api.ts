@@ -117,6 +117,8 @@ export function translateGatewayApi(docs: SourceDoc[], report: Report, meshName 
   }
   const t = new GatewayApiTranslator(draft, ports)
   for (const [service, entries] of meshEntries) {
+    // A route with no rules attaches nothing (its parent still gets no service of its own).
+    if (entries.length === 0) continue
     entries.sort((a, b) => comparePrecedence(a.key, b.key))
     const svc = serviceOf(draft, service, entries[0]!.ctx.source)
     for (const e of entries) {
@@ -512,7 +514,7 @@ class GatewayApiTranslator {
     if (headers) out.headers = headers
     const query = conds(m.queryParams, `${p}.queryParams`)
     if (query) out.query = query
-    return never ? null : out
+    return never || !ctx.expressible(m, p, out) ? null : out
   }
 
   /** The target in `svc` for a backendRef (a Service), created on first use. */

@@ -80,9 +80,15 @@ export async function importDocuments(
     config = await loadConfigText(JSON.stringify(raw), 'mesh.yaml')
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e
-    // A translation that meshgate itself refuses is a bug in the translator, not in the input.
-    throw new Error(
-      `meshgate import produced a config that does not validate (a bug; please report it):\n${e.message}\n\n${yaml}`,
+    // A value the translators passed through that meshgate refuses (a host with a space, an empty
+    // method): the input is at fault, but its line is not known here, so the error names the field.
+    const first = e.problems[0]!
+    throw new ImportError(
+      files[0] ?? '-',
+      1,
+      `the translated config would not load: ${first.path}: ${first.message}` +
+        (e.problems.length > 1 ? ` (and ${e.problems.length - 1} more)` : '') +
+        '; fix that value in the input',
     )
   }
   return { yaml, config, report }

@@ -520,7 +520,7 @@ class IstioTranslator {
     if (headers) out.headers = headers
     const query = this.stringMatches(ctx, asObj(m.queryParams), `${p}.queryParams`)
     if (query) out.query = query
-    return out
+    return ctx.expressible(m, p, out) ? out : null
   }
 
   private stringMatches(ctx: ResourceContext, o: Obj | undefined, p: string): Raw | undefined {

@@ -59,4 +59,50 @@ export class ResourceContext {
         )
     }
   }
+
+  /**
+   * Whether a translated match is one meshgate accepts: paths absolute, regexes valid in JavaScript
+   * (RE2 and JS differ at the edges, e.g. `(?i)`), header names HTTP tokens. When not, the match is
+   * reported and left out, so that the translated file always loads.
+   */
+  expressible(at: unknown, field: string, match: Record<string, unknown>): boolean {
+    const fail = (why: string) => {
+      this.note(
+        at,
+        undefined,
+        field,
+        `${why}; the match was left out`,
+        'rewrite the condition in a form meshgate takes',
+      )
+      return false
+    }
+    const path = match.path as { exact?: string; prefix?: string; regex?: string } | undefined
+    for (const p of [path?.exact, path?.prefix]) {
+      if (p !== undefined && !/^\/[^\s?#]*$/.test(p))
+        return fail(`path ${JSON.stringify(p)} is not an absolute path`)
+    }
+    const methods = match.method === undefined ? [] : [match.method].flat()
+    for (const m of methods)
+      if (typeof m !== 'string' || !/^[A-Z]+$/.test(m))
+        return fail(`method ${JSON.stringify(m)} is not an HTTP method`)
+    const regexes: string[] = []
+    if (path?.regex !== undefined) regexes.push(path.regex)
+    for (const kind of ['headers', 'query'] as const) {
+      for (const [name, v] of Object.entries((match[kind] ?? {}) as Record<string, unknown>)) {
+        if (kind === 'headers' && !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)) {
+          return fail(`header ${name} is not an HTTP header name meshgate can match`)
+        }
+        const re = (v as { regex?: unknown } | null)?.regex
+        if (typeof re === 'string') regexes.push(re)
+      }
+    }
+    for (const re of regexes) {
+      try {
+        new RegExp(re)
+      } catch {
+        return fail(`regex ${JSON.stringify(re)} is not valid in JavaScript`)
+      }
+    }
+    return true
+  }
 }
