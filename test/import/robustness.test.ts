@@ -184,6 +184,7 @@ describe('no input crashes an import', () => {
       Type: fc.constantFrom(...types),
       Properties: fc.record(
         {
+          // biome-ignore lint/suspicious/noTemplateCurlyInString: a CloudFormation Fn::Sub string
           MeshName: fc.constantFrom('m', { Ref: 'P' }, { Ref: 'Missing' }, { 'Fn::Sub': '${P}-x' }),
           VirtualRouterName: fc.constantFrom('r', { 'Fn::GetAtt': ['R0', 'VirtualRouterName'] }),
           VirtualNodeName: fc.constantFrom('n'),
