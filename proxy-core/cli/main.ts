@@ -38,6 +38,22 @@ const COMMANDS: Record<string, CommandEntry> = {
       return { usage: m.SIDECAR_USAGE, run: m.runSidecarCommand }
     },
   },
+  import: {
+    synopsis: 'import appmesh|istio|gateway-api FILE... [--out F]',
+    summary: 'translate an App Mesh, Istio or Gateway API config',
+    load: async () => {
+      const m = await import('../import/command.ts')
+      return { usage: m.IMPORT_USAGE, run: m.runImportCommand }
+    },
+  },
+  export: {
+    synopsis: 'export gateway-api [FILE] [--out F]',
+    summary: 'write a mesh config as Gateway API HTTPRoutes',
+    load: async () => {
+      const m = await import('../import/command.ts')
+      return { usage: m.EXPORT_USAGE, run: m.runExportCommand }
+    },
+  },
   dev: {
     synopsis: 'dev [FILE] [--port 8080] [--dashboard 9901]',
     summary: 'run the whole mesh on this machine',
