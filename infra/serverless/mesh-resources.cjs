@@ -11,9 +11,19 @@
 //               Reach is one hop: the gateway may invoke reviews-v2, and reviews-v2's own role covers
 //               what reviews-v2 calls. Mirrors are targets of the same service, so they are covered.
 //
-// Both read `custom.meshgate` of serverless.yml:
+//   configSource / layers / prefetchList
+//               the live config (docs/live-config.md): with custom.meshgate.source set to
+//               appconfig://APP_ID/ENV_ID/PROFILE_ID, MESHGATE_CONFIG is that URL, every function
+//               gets the AWS AppConfig Agent Lambda extension layer and prefetches the profile, and
+//               every role may read that one profile (appconfig:StartConfigurationSession and
+//               GetLatestConfiguration); with s3://BUCKET/KEY, s3:GetObject on that key only; empty,
+//               MESHGATE_CONFIG is the bundled file and nothing is added.
+//
+// They read `custom.meshgate` of serverless.yml:
 //   custom.meshgate.config     the mesh file
 //   custom.meshgate.functions  { <function key>: { gateway?: true, calls?: [service...] } }
+//   custom.meshgate.source     '' or the live config URL (the `meshConfig` parameter)
+//   custom.meshgate.appConfigExtensionLayer  the extension's layer ARN for the region and architecture
 // and each function sets `role: Meshgate<FunctionKey>Role` (the logical ids made here).
 'use strict'
 
@@ -62,6 +72,51 @@ function servicesCalled(mesh, fn) {
   return Array.isArray(fn.calls) ? fn.calls : []
 }
 
+/**
+ * The live config source, or undefined for the bundled file. AppConfig URLs must carry IDs (not
+ * names): IAM scopes the permission to the profile's ARN, which is built from IDs.
+ */
+function liveSource(settings) {
+  const source = typeof settings.source === 'string' ? settings.source.trim() : ''
+  if (source === '') return undefined
+  const appconfig = /^appconfig:\/\/([^/]+)\/([^/]+)\/([^/]+)$/.exec(source)
+  if (appconfig) {
+    const [application, environment, profile] = appconfig.slice(1)
+    for (const id of [application, environment, profile]) {
+      if (!/^[a-z0-9]{4,7}$/.test(id)) {
+        throw new Error(
+          `meshConfig ${source}: "${id}" is not an AppConfig ID. On Lambda use appconfig://APP_ID/ENV_ID/PROFILE_ID ` +
+            '(`meshgate publish --init` prints them): the IAM policy names the profile by its ARN, made of IDs',
+        )
+      }
+    }
+    return { kind: 'appconfig', url: source, application, environment, profile }
+  }
+  const s3 = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])\/(.+)$/.exec(source)
+  if (s3) return { kind: 's3', url: source, bucket: s3[1], key: s3[2] }
+  throw new Error(
+    `meshConfig "${source}": expected appconfig://APP_ID/ENV_ID/PROFILE_ID, s3://BUCKET/KEY or '' (the bundled file)`,
+  )
+}
+
+/** The one statement that lets a function read its live config, and nothing else. */
+function liveConfigStatement(live) {
+  if (live.kind === 'appconfig') {
+    return {
+      Effect: 'Allow',
+      Action: ['appconfig:StartConfigurationSession', 'appconfig:GetLatestConfiguration'],
+      Resource: {
+        'Fn::Sub': `arn:\${AWS::Partition}:appconfig:\${AWS::Region}:\${AWS::AccountId}:application/${live.application}/environment/${live.environment}/configuration/${live.profile}`,
+      },
+    }
+  }
+  return {
+    Effect: 'Allow',
+    Action: 's3:GetObject',
+    Resource: { 'Fn::Sub': `arn:\${AWS::Partition}:s3:::${live.bucket}/${live.key}` },
+  }
+}
+
 function logicalId(functionKey) {
   const pascal = functionKey.replace(/(^|[^A-Za-z0-9])([A-Za-z0-9])/g, (_m, _sep, c) => c.toUpperCase())
   return `Meshgate${pascal}Role`
@@ -83,6 +138,36 @@ function reachableTargets(mesh, functions) {
 module.exports = {
   reachableTargets,
   logicalId,
+  liveSource,
+
+  /** MESHGATE_CONFIG: the live config URL, or the bundled JSON file. */
+  async configSource(params) {
+    const live = liveSource(await meshSettings(params.resolveConfigurationProperty))
+    return live ? live.url : module.exports.configFile(params)
+  },
+
+  /** The AppConfig Agent Lambda extension, only when the source is AppConfig. */
+  async layers({ resolveConfigurationProperty }) {
+    const settings = await meshSettings(resolveConfigurationProperty)
+    const live = liveSource(settings)
+    if (live?.kind !== 'appconfig') return []
+    if (
+      typeof settings.appConfigExtensionLayer !== 'string' ||
+      !settings.appConfigExtensionLayer.startsWith('arn:')
+    ) {
+      throw new Error(
+        'custom.meshgate.appConfigExtensionLayer must be the AppConfig extension layer ARN of the region',
+      )
+    }
+    return [settings.appConfigExtensionLayer]
+  },
+
+  /** AWS_APPCONFIG_EXTENSION_PREFETCH_LIST: the extension fetches the profile before the handler's init. */
+  async prefetchList({ resolveConfigurationProperty }) {
+    const live = liveSource(await meshSettings(resolveConfigurationProperty))
+    if (live?.kind !== 'appconfig') return ''
+    return `/applications/${live.application}/environments/${live.environment}/configurations/${live.profile}`
+  },
 
   async configFile({ resolveConfigurationProperty }) {
     const settings = await meshSettings(resolveConfigurationProperty)
@@ -96,6 +181,7 @@ module.exports = {
     const settings = await meshSettings(resolveConfigurationProperty)
     const mesh = readMesh(settings.config)
     const reach = reachableTargets(mesh, settings.functions)
+    const live = liveSource(settings)
     const resources = {}
     for (const [key, specs] of Object.entries(reach)) {
       const role = {
@@ -114,19 +200,25 @@ module.exports = {
           ],
         },
       }
+      const policies = []
       if (specs.length > 0) {
-        role.Properties.Policies = [
-          {
-            PolicyName: 'meshgate-invoke-targets',
-            PolicyDocument: {
-              Version: '2012-10-17',
-              Statement: [
-                { Effect: 'Allow', Action: 'lambda:InvokeFunction', Resource: specs.map(functionArn) },
-              ],
-            },
+        policies.push({
+          PolicyName: 'meshgate-invoke-targets',
+          PolicyDocument: {
+            Version: '2012-10-17',
+            Statement: [
+              { Effect: 'Allow', Action: 'lambda:InvokeFunction', Resource: specs.map(functionArn) },
+            ],
           },
-        ]
+        })
       }
+      if (live) {
+        policies.push({
+          PolicyName: 'meshgate-live-config',
+          PolicyDocument: { Version: '2012-10-17', Statement: [liveConfigStatement(live)] },
+        })
+      }
+      if (policies.length > 0) role.Properties.Policies = policies
       resources[logicalId(key)] = role
     }
     return resources

@@ -46,6 +46,21 @@ const COMMANDS: Record<string, CommandEntry> = {
       return { usage: m.DEV_USAGE, run: m.runDevCommand }
     },
   },
+  publish: {
+    synopsis: 'publish FILE --to URL',
+    summary: 'validate and publish a mesh config to AppConfig or S3',
+    load: async () => (await import('../control/index.ts')).publishCommand,
+  },
+  shift: {
+    synopsis: 'shift --config URL SERVICE ROUTE T=W...',
+    summary: "change a route's weights in the live config",
+    load: async () => (await import('../control/index.ts')).shiftCommand,
+  },
+  status: {
+    synopsis: 'status --config URL',
+    summary: 'show the live config version and its deployment',
+    load: async () => (await import('../control/index.ts')).statusCommand,
+  },
 }
 
 function usage(): string {

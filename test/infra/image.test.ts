@@ -37,11 +37,13 @@ function entrypoint(args: string[] = []): string[] {
 
 /**
  * The container's environment: the image's ENV under the spec's (as Docker merges them), PATH for the
- * node binary, and the config file at its place in the container mapped to a temp file of the same name.
+ * node binary, and the mesh config from a temp file. The specs read it from AppConfig
+ * (MESHGATE_CONFIG=appconfig://…); the same document comes from a file here, where no AppConfig runs
+ * inside the test's network namespace.
  */
 function containerEnv(spec: Record<string, string>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: '/tmp', ...image.env, ...spec }
-  env.MESHGATE_CONFIG = join(configDir, basename(env.MESHGATE_CONFIG!))
+  env.MESHGATE_CONFIG = join(configDir, 'mesh.yaml')
   return env
 }
 

@@ -28,7 +28,6 @@ import {
   INFRA,
   imageFileSource,
   k8sEnv,
-  mountFor,
   probePort,
   ROOT,
   readImage,
@@ -156,7 +155,6 @@ describe('infra/ecs/task-definition.json', () => {
   it('starts meshgate with variables and flags the sidecar accepts', () => {
     expect(unknownVariables(env)).toEqual([])
     const opts = parsed(meshgate.command ?? [], env)
-    expect(opts.configPath).toBe(env.MESHGATE_CONFIG)
     expect(Object.keys(mesh.services)).toContain(opts.service)
     expect(opts.app).toBeDefined()
     const listeners = effective(opts)
@@ -194,20 +192,17 @@ describe('infra/ecs/task-definition.json', () => {
     expect(env.AWS_XRAY_DAEMON_ADDRESS).toBe(`127.0.0.1:${udp!.containerPort}`)
   })
 
-  it('ships the mesh config from S3 into a task volume before meshgate starts', () => {
-    const init = byName('mesh-config')!
-    expect(init.essential).toBe(false)
-    expect(meshgate.dependsOn).toContainEqual({ containerName: 'mesh-config', condition: 'SUCCESS' })
-    const [verb, action, from, to] = init.command ?? []
-    expect([verb, action]).toEqual(['s3', 'cp'])
-    expect(from).toMatch(/^s3:\/\/[^/]+\/.+\.ya?ml$/)
-    expect(to).toBe(env.MESHGATE_CONFIG)
-    const written = mountFor(init.mountPoints, to!)
-    const read = mountFor(meshgate.mountPoints, env.MESHGATE_CONFIG!)
-    expect(written?.sourceVolume).toBeDefined()
-    expect(read?.sourceVolume).toBe(written?.sourceVolume)
-    expect(read?.readOnly).toBe(true)
-    expect(task.volumes?.map((v) => v.name)).toContain(written?.sourceVolume)
+  it('reads the mesh config from AppConfig: no init container, no config volume', () => {
+    expect(env.MESHGATE_CONFIG).toMatch(/^appconfig:\/\/[^/]+\/[^/]+\/[^/]+$/)
+    expect(env.AWS_REGION).toBeTruthy()
+    expect(task.containerDefinitions.map((c) => c.name).sort()).toEqual([
+      'meshgate',
+      'productpage',
+      'xray-daemon',
+    ])
+    expect(meshgate.dependsOn ?? []).toEqual([])
+    expect(meshgate.mountPoints ?? []).toEqual([])
+    expect(task.volumes ?? []).toEqual([])
   })
 })
 
@@ -242,15 +237,12 @@ describe('infra/k8s', () => {
     expect((pod.terminationGracePeriodSeconds ?? 30) * 1000).toBeGreaterThan(listeners.drainMs)
   })
 
-  it('starts meshgate with variables and flags the sidecar accepts, and mounts the ConfigMap there', () => {
+  it('starts meshgate with variables and flags the sidecar accepts, reading the config from AppConfig', () => {
     expect(unknownVariables(env)).toEqual([])
-    expect(opts.configPath).toBe(env.MESHGATE_CONFIG)
-    const mount = mountFor(meshgate.volumeMounts, opts.configPath)!
-    expect(mount).toBeDefined()
-    const volume = pod.volumes?.find((v) => v.name === mount.name)
-    expect(volume?.configMap?.name).toBe(configMap.metadata.name)
-    const item = volume?.configMap?.items?.find((i) => i.key === 'mesh.yaml')
-    expect(join(mount.mountPath, item?.path ?? 'mesh.yaml')).toBe(opts.configPath)
+    expect(env.MESHGATE_CONFIG).toMatch(/^appconfig:\/\/[^/]+\/[^/]+\/[^/]+$/)
+    expect(env.AWS_REGION).toBeTruthy()
+    // The ConfigMap is the file-source alternative, not mounted by default.
+    expect(meshgate.volumeMounts ?? []).toEqual([])
   })
 
   it('probes /ready on the admin port, bound where the kubelet reaches it', () => {
