@@ -187,7 +187,8 @@ export function createAppConfigSource(ids: AppConfigIds, opts: SourceOptions = {
     nextPollMs =
       res.NextPollIntervalInSeconds === undefined ? undefined : res.NextPollIntervalInSeconds * 1000
     const body = res.Configuration
-    if (body === undefined || body.length === 0) return undefined
+    // "Unchanged" is an empty body; the SDK hands it over as an empty array, or as nothing at all.
+    if (body === undefined || body === null || body.length === 0) return undefined
     const text = new TextDecoder().decode(body)
     const version = res.VersionLabel ?? contentVersion(text)
     if (version === lastVersion) return undefined

@@ -98,7 +98,7 @@ export async function createLiveConfig<T>(opts: LiveConfigOptions<T>): Promise<L
   } catch (err) {
     source.close()
     if (err instanceof SourceError)
-      throw new SourceError(source.url, `cannot read the mesh config: ${err.message}`, { cause: err })
+      throw new SourceError(source.url, `cannot read the mesh config: ${err.reason}`, { cause: err })
     throw err
   }
   if (first === undefined) {

@@ -47,10 +47,13 @@ export interface ConfigSource {
 /** A source that could not be reached or read (not a bad document: that is a ConfigError). */
 export class SourceError extends Error {
   readonly url: string
-  constructor(url: string, message: string, options?: { cause?: unknown }) {
-    super(`${url}: ${message}`, options)
+  /** The message without the URL in front. */
+  readonly reason: string
+  constructor(url: string, reason: string, options?: { cause?: unknown }) {
+    super(`${url}: ${reason}`, options)
     this.name = 'SourceError'
     this.url = url
+    this.reason = reason
   }
 }
 
