@@ -161,7 +161,15 @@ function configNotice(line: string): void {
   )
 }
 
-function createContainer(configSource: string, pollMs: number): Promise<Container> {
+/** What mesh() read from the environment for its config source, once, when the handler was built. */
+interface SourceSettings {
+  pollMs: number
+  /** MESHGATE_APPCONFIG_AGENT: the extension's address, or `off`. */
+  agent: string | undefined
+}
+
+function createContainer(configSource: string, settings: SourceSettings): Promise<Container> {
+  const { pollMs } = settings
   let pending = containers.get(configSource)
   if (pending !== undefined) return pending
   pending = (async () => {
@@ -195,7 +203,11 @@ function createContainer(configSource: string, pollMs: number): Promise<Containe
     }
     const invokers = { http: createNodeHttpInvoker(), lambda: lazyLambdaInvoker() }
     live = await createLiveConfig<Generation>({
-      source: openConfigSource(configSource, { pollMs, log: configNotice }),
+      source: openConfigSource(configSource, {
+        pollMs,
+        log: configNotice,
+        env: { ...process.env, MESHGATE_APPCONFIG_AGENT: settings.agent },
+      }),
       async build(version, previous) {
         const config = await loadConfigText(version.text, version.name)
         return {
@@ -361,7 +373,10 @@ export function mesh(options?: MeshOptions): MeshMiddleware {
     opts.service ?? process.env.MESHGATE_SERVICE ?? process.env.AWS_LAMBDA_FUNCTION_NAME ?? 'lambda'
   const namespace = opts.namespace ?? process.env.MESHGATE_METRICS_NAMESPACE ?? 'meshgate'
   const functionName = process.env.AWS_LAMBDA_FUNCTION_NAME ?? service
-  const pollMs = parsePollInterval(process.env.MESHGATE_CONFIG_POLL)
+  const sourceSettings: SourceSettings = {
+    pollMs: parsePollInterval(process.env.MESHGATE_CONFIG_POLL),
+    agent: process.env.MESHGATE_APPCONFIG_AGENT,
+  }
 
   /** The invocation's own segment, for a trace meshgate started (see InvocationState.owned). */
   function sendOwnedSegment(
@@ -428,7 +443,7 @@ export function mesh(options?: MeshOptions): MeshMiddleware {
   }
 
   async function meshBefore(request: AnyRequest): Promise<void> {
-    const container = await createContainer(configSource!, pollMs)
+    const container = await createContainer(configSource!, sourceSettings)
     // Take this invocation's config first, then maybe start looking for the next one: the check runs
     // beside the handler and never delays it.
     const generation = container.live.current()
