@@ -30,7 +30,8 @@ export const SIDECAR_USAGE = `usage: meshgate sidecar --config FILE|URL --servic
                         [--outbound ${DEFAULT_OUTBOUND}] [--inbound ${DEFAULT_INBOUND}]
                         [--admin ${DEFAULT_ADMIN}] [--drain ${DEFAULT_DRAIN_MS / 1000}s]
 --config takes a file (YAML or JSON), inline JSON, appconfig://APP/ENV/PROFILE or s3://BUCKET/KEY;
-MESHGATE_CONFIG_POLL sets how often AppConfig and S3 are asked (default 45s, jittered ±10%).
+MESHGATE_CONFIG_POLL sets how often AppConfig and S3 are asked (default 45s, jittered ±10%);
+MESHGATE_CONFIG_SETTLE how long a file written in place must rest before it is read (default 1s).
 Each flag can also come from the environment: ${Object.values(FLAGS).join(', ')}.
 Port 0 binds a free port; the bound addresses are printed as one JSON line on stdout.`
 
@@ -78,6 +79,13 @@ export function parseSidecarArgs(argv: readonly string[], env: NodeJS.ProcessEnv
     } catch (err) {
       throw new UsageError((err as Error).message)
     }
+  }
+  const settle = env.MESHGATE_CONFIG_SETTLE
+  if (settle !== undefined && settle !== '') {
+    const ms = parseDuration(settle)
+    if (ms === undefined)
+      throw new UsageError(`MESHGATE_CONFIG_SETTLE: not a duration: ${JSON.stringify(settle)} (e.g. 1s)`)
+    opts.configSettleMs = ms
   }
   for (const flag of ['outbound', 'inbound', 'admin'] as const) {
     const v = get(flag)

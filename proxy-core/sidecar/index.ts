@@ -50,6 +50,8 @@ export interface SidecarOptions {
   configSource?: ConfigSource
   /** Poll interval in ms (MESHGATE_CONFIG_POLL); default 45 s. */
   configPollMs?: number
+  /** File sources: how long an in-place write must rest before it is read (MESHGATE_CONFIG_SETTLE); default 1 s. */
+  configSettleMs?: number
   /** Notices about the config (reloads, refusals, staleness), one line each. Default: JSON lines on `log`. */
   notice?: (line: string) => void
   /** This sidecar's service: the name inbound traffic is reported under. */
@@ -215,6 +217,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
       opts.configSource ??
       openConfigSource(opts.configPath, {
         ...(opts.configPollMs === undefined ? {} : { pollMs: opts.configPollMs }),
+        ...(opts.configSettleMs === undefined ? {} : { settleMs: opts.configSettleMs }),
         log: configNotice,
       }),
     build: (v, previous) => buildGeneration(v.text, v.name, previous),
