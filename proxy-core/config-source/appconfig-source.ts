@@ -16,6 +16,7 @@
 import type { IncomingMessage } from 'node:http'
 import type { GetLatestConfigurationCommandOutput } from '@aws-sdk/client-appconfigdata'
 import { contentVersion } from './content-hash.ts'
+import { sdkModule } from './sdk-module.ts'
 import type { ConfigSource, ConfigVersion, SourceOptions } from './types.ts'
 import { SourceError, SourceKinds } from './types.ts'
 
@@ -130,12 +131,14 @@ export function createAppConfigSource(ids: AppConfigIds, opts: SourceOptions = {
   let nextPollMs: number | undefined
 
   function getData() {
-    data ??= import('@aws-sdk/client-appconfigdata').then((sdk) => ({
-      sdk,
-      client: new sdk.AppConfigDataClient({
-        region: env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? 'us-east-1',
-      }),
-    }))
+    data ??= import('@aws-sdk/client-appconfigdata')
+      .then((mod) => sdkModule(mod, 'AppConfigDataClient'))
+      .then((sdk) => ({
+        sdk,
+        client: new sdk.AppConfigDataClient({
+          region: env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? 'us-east-1',
+        }),
+      }))
     data.catch(() => {
       data = undefined
     })

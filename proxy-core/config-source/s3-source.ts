@@ -2,6 +2,7 @@
 // on the last ETag, so an unchanged object costs a 304 and no body. The real `@aws-sdk/client-s3`,
 // loaded on the first check only; its endpoint comes from the SDK's own `AWS_ENDPOINT_URL_S3`.
 
+import { sdkModule } from './sdk-module.ts'
 import type { ConfigSource, ConfigVersion, SourceOptions } from './types.ts'
 import { SourceError, SourceKinds } from './types.ts'
 
@@ -34,14 +35,16 @@ export function createS3Source(loc: S3Location, opts: SourceOptions = {}): Confi
   let etag: string | undefined
 
   function getClient() {
-    client ??= import('@aws-sdk/client-s3').then((sdk) => ({
-      sdk,
-      client: new sdk.S3Client({
-        region: env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? 'us-east-1',
-        // A local endpoint (s3rver, MinIO) is addressed by IP or localhost: path-style URLs only.
-        forcePathStyle: env.AWS_ENDPOINT_URL_S3 !== undefined || env.AWS_ENDPOINT_URL !== undefined,
-      }),
-    }))
+    client ??= import('@aws-sdk/client-s3')
+      .then((mod) => sdkModule(mod, 'S3Client'))
+      .then((sdk) => ({
+        sdk,
+        client: new sdk.S3Client({
+          region: env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? 'us-east-1',
+          // A local endpoint (s3rver, MinIO) is addressed by IP or localhost: path-style URLs only.
+          forcePathStyle: env.AWS_ENDPOINT_URL_S3 !== undefined || env.AWS_ENDPOINT_URL !== undefined,
+        }),
+      }))
     client.catch(() => {
       client = undefined
     })

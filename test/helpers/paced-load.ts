@@ -9,7 +9,7 @@ import { type Reply, type SendOptions, send } from '../sidecar/client.ts'
 export interface PacedTarget {
   /** What the recorder files the outcome under (a sidecar's pid, a container's index). */
   id: string
-  call(i: number): Promise<{ status: number; upstream: string | undefined }>
+  call(i: number): Promise<{ status: number; upstream: string | undefined; weights?: unknown }>
 }
 
 export interface Outcome {
@@ -18,6 +18,10 @@ export interface Outcome {
   status: number
   upstream: string | undefined
   error?: string
+  /** performance.now() when it was sent (for reports, never for assertions). */
+  sentAt: number
+  /** What the target says about the config it routed by, when it can tell (a Lambda container). */
+  weights?: unknown
 }
 
 export interface PacedLoad {
@@ -41,12 +45,27 @@ export function pacedLoad(targets: PacedTarget[], rate: number, maxRequests: num
     while (i < due) {
       const n = i++
       const target = targets[n % targets.length]!
+      const sentAt = performance.now()
       const p = target.call(n).then(
         (r) => {
-          outcomes.push({ target: target.id, i: n, status: r.status, upstream: r.upstream })
+          outcomes.push({
+            target: target.id,
+            i: n,
+            status: r.status,
+            upstream: r.upstream,
+            sentAt,
+            weights: r.weights,
+          })
         },
         (err: unknown) => {
-          outcomes.push({ target: target.id, i: n, status: 0, upstream: undefined, error: String(err) })
+          outcomes.push({
+            target: target.id,
+            i: n,
+            status: 0,
+            upstream: undefined,
+            error: String(err),
+            sentAt,
+          })
         },
       )
       pending.add(p)
