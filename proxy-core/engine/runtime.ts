@@ -490,7 +490,73 @@ function mirrorer(env: Env) {
 
 // ---------------------------------------------------------------------------------------------
 
-export function createMeshRuntime(mesh: CompiledMesh, options: MeshRuntimeOptions): MeshRuntime {
+/** The per-service state of each runtime, for the next one built from it (see `carryTarget`). */
+const stateOf = new WeakMap<MeshRuntime, ReadonlyMap<string, ServiceState>>()
+
+function sameJson(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a) === JSON.stringify(b)
+}
+
+/**
+ * A target's state after a config swap. Where the policy that owns a piece of state is unchanged, the
+ * new runtime shares the old one's object, so the two count together while requests that started on
+ * the old config finish: the breaker's requests in flight, the balancer's per-endpoint load, the
+ * outlier detector's ejections (minus endpoints that left). A changed policy starts its state afresh;
+ * so does a target whose kind or backend changed, since what was learnt was about other endpoints.
+ */
+function carryTarget(
+  t: TargetConfig,
+  cfg: CompiledService['config'],
+  prev: TargetState | undefined,
+  prevCfg: CompiledService['config'] | undefined,
+  fresh: () => Omit<TargetState, 'config' | 'isEjected'>,
+): TargetState {
+  const made = fresh()
+  let endpoints = made.endpoints
+  let { balancer, outlier, breaker } = made
+  if (prev !== undefined && prevCfg !== undefined && prev.config.kind === t.kind) {
+    const sameBackend =
+      t.kind === 'http' && prev.config.kind === 'http'
+        ? sameJson(t.endpoints, prev.config.endpoints) &&
+          sameJson(t.dns, prev.config.dns) &&
+          sameJson(t.cloudMap, prev.config.cloudMap)
+        : sameJson(t, prev.config)
+    if (sameBackend) {
+      // Keep what discovery found for it (a dns:// target's resolved addresses).
+      endpoints = prev.endpoints
+      if (sameJson(cfg.outlierDetection, prevCfg.outlierDetection)) outlier = prev.outlier
+      const lb = (c: TargetConfig) => (c.kind === 'http' ? c.loadBalancer : 'round-robin')
+      if (lb(t) === lb(prev.config)) balancer = prev.balancer
+    }
+    if (sameJson(cfg.circuitBreaker, prevCfg.circuitBreaker)) breaker = prev.breaker
+  }
+  const health = made.health
+  return {
+    config: t,
+    endpoints,
+    invoker: made.invoker,
+    balancer,
+    outlier,
+    // Out of the balancer when either passive (outlier) or active (health check) says so.
+    isEjected:
+      health === undefined
+        ? (id) => outlier.isEjected(id)
+        : (id) => outlier.isEjected(id) || !health.isHealthy(id),
+    breaker,
+    health,
+  }
+}
+
+/**
+ * Build the runtime of one compiled mesh. `previous`, the runtime this one replaces on a reload, lends
+ * it the state of services and targets that still exist (carryTarget); the previous runtime keeps
+ * serving the requests that started on it.
+ */
+export function createMeshRuntime(
+  mesh: CompiledMesh,
+  options: MeshRuntimeOptions,
+  previous?: MeshRuntime,
+): MeshRuntime {
   const clock = options.clock ?? systemClock
   const random = options.random ?? systemRandom
   const timers = options.timers ?? systemTimers
@@ -504,30 +570,31 @@ export function createMeshRuntime(mesh: CompiledMesh, options: MeshRuntimeOption
     load: { inFlight: 0 },
   }
   const sampler: Sampler = createSampler(mesh.config.tracing.sampling, clock, random)
+  const before = previous === undefined ? undefined : stateOf.get(previous)
 
   const services = new Map<string, ServiceState>()
   for (const compiled of mesh.services.values()) {
     const cfg = compiled.config
+    const old = before?.get(compiled.name)
     const targets = new Map<string, TargetState>()
     for (const t of Object.values(cfg.targets)) {
-      const outlier = createOutlierDetector(cfg.outlierDetection, clock)
-      const health = t.kind === 'http' ? options.health?.(cfg.name, t.name) : undefined
-      targets.set(t.name, {
-        config: t,
-        endpoints: targetEndpoints(t),
-        invoker: t.kind === 'lambda' ? options.invokers.lambda : options.invokers.http,
-        balancer: createLoadBalancer(t.kind === 'http' ? t.loadBalancer : 'round-robin'),
-        outlier,
-        // Out of the balancer when either passive (outlier) or active (health check) says so.
-        isEjected:
-          health === undefined
-            ? (id) => outlier.isEjected(id)
-            : (id) => outlier.isEjected(id) || !health.isHealthy(id),
-        health,
-        breaker: createCircuitBreaker(cfg.circuitBreaker),
-      })
+      targets.set(
+        t.name,
+        carryTarget(t, cfg, old?.targets.get(t.name), old?.compiled.config, () => ({
+          endpoints: targetEndpoints(t),
+          invoker: t.kind === 'lambda' ? options.invokers.lambda : options.invokers.http,
+          balancer: createLoadBalancer(t.kind === 'http' ? t.loadBalancer : 'round-robin'),
+          outlier: createOutlierDetector(cfg.outlierDetection, clock),
+          breaker: createCircuitBreaker(cfg.circuitBreaker),
+          health: t.kind === 'http' ? options.health?.(cfg.name, t.name) : undefined,
+        })),
+      )
     }
-    services.set(compiled.name, { compiled, targets, budget: createRetryBudget(cfg.retryBudget, clock) })
+    const budget =
+      old !== undefined && sameJson(old.compiled.config.retryBudget, cfg.retryBudget)
+        ? old.budget
+        : createRetryBudget(cfg.retryBudget, clock)
+    services.set(compiled.name, { compiled, targets, budget })
   }
 
   // The route stack, outermost first. Composed once; each request only allocates its Call.
@@ -651,7 +718,7 @@ export function createMeshRuntime(mesh: CompiledMesh, options: MeshRuntimeOption
     return out
   }
 
-  return {
+  const runtime: MeshRuntime = {
     config: mesh.config,
     handle,
     handleGateway,
@@ -659,4 +726,6 @@ export function createMeshRuntime(mesh: CompiledMesh, options: MeshRuntimeOption
     endpoints,
     inFlight: () => env.load.inFlight,
   }
+  stateOf.set(runtime, services)
+  return runtime
 }

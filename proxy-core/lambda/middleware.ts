@@ -3,7 +3,9 @@
 //  before   per invocation: inbound trace context (`_X_AMZN_TRACE_ID`, else the event's headers) and
 //           `context.mesh.fetch`, which routes `http://<service>/<path>` through the engine with the
 //           same routes and policies as the sidecar. The first invocation loads and compiles the
-//           config (once per container; nothing is read or built at import).
+//           config (once per container; nothing is read or built at import). Later invocations
+//           start a check of the config source at most once per poll interval, in the background:
+//           the invocation that starts it never waits for it, the next one routes by what it found.
 //  after    flush this invocation's metrics: one stdout write of EMF.
 //  onError  the same flush; the error goes on to the next onError middleware.
 //
@@ -15,7 +17,13 @@
 
 import type { MiddlewareObj, Request as MiddyRequest } from '@middy/core'
 import type { Context } from 'aws-lambda'
-import { loadConfig } from '../config/load.ts'
+import { loadConfigText } from '../config/load.ts'
+import {
+  createLiveConfig,
+  type LiveConfig,
+  openConfigSource,
+  parsePollInterval,
+} from '../config-source/index.ts'
 import { compileMesh } from '../engine/compile.ts'
 import { edgePath } from '../engine/path-normalize.ts'
 import { createMeshRuntime } from '../engine/runtime.ts'
@@ -41,7 +49,11 @@ import { createXRayEmitter, type XRayEmitter } from '../telemetry/xray-emitter.t
 export interface MeshOptions {
   /** This function's mesh service, for metrics and traces. Default: `MESHGATE_SERVICE`, then the function name. */
   service?: string
-  /** A path to a mesh file (JSON in the bundle is cheapest) or inline JSON. Default: `MESHGATE_CONFIG`. */
+  /**
+   * The config source: a mesh file path (JSON in the bundle is cheapest), inline JSON,
+   * `appconfig://APP/ENV/PROFILE` (the AppConfig Lambda extension, else AppConfigData) or
+   * `s3://BUCKET/KEY`. Default: `MESHGATE_CONFIG`.
+   */
   config?: string
   /** CloudWatch namespace of the EMF metrics. Default: `MESHGATE_METRICS_NAMESPACE`, then `meshgate`. */
   namespace?: string
@@ -101,18 +113,22 @@ declare module 'aws-lambda' {
 // ---------------------------------------------------------------------------------------------
 // The container: config, runtime and telemetry, built once on the first invocation.
 
-interface Container {
+/** One config version, compiled: what an invocation routes by from start to end. */
+interface Generation {
   runtime: MeshRuntime
-  registry: MetricsRegistry
-  mesh: string
-  coldStart: boolean
   /** Local sampling for invocations that arrive without a trace decision (X-Ray's default rule). */
   sampler: Sampler
+}
+
+interface Container {
+  live: LiveConfig<Generation>
+  registry: MetricsRegistry
+  coldStart: boolean
   /** Epoch ms minus clock ms, for X-Ray times. */
   epochOffsetMs: number
   xray(): XRayEmitter
   /** Access-log lines of the invocation in progress, written with its metrics in one stdout write. */
-  accessLog: string[] | undefined
+  accessLog: string[]
 }
 
 const containers = new Map<string, Promise<Container>>()
@@ -139,11 +155,25 @@ function lazyLambdaInvoker(): Invoker {
   }
 }
 
-function createContainer(configSource: string): Promise<Container> {
+/** A config notice (reload, refusal, staleness) as one JSON line, beside the access log and EMF. */
+function configNotice(line: string): void {
+  process.stdout.write(
+    `${JSON.stringify({ time: new Date().toISOString(), type: 'config', message: line })}\n`,
+  )
+}
+
+/** What mesh() read from the environment for its config source, once, when the handler was built. */
+interface SourceSettings {
+  pollMs: number
+  /** MESHGATE_APPCONFIG_AGENT: the extension's address, or `off`. */
+  agent: string | undefined
+}
+
+function createContainer(configSource: string, settings: SourceSettings): Promise<Container> {
+  const { pollMs } = settings
   let pending = containers.get(configSource)
   if (pending !== undefined) return pending
   pending = (async () => {
-    const config = await loadConfig(configSource)
     const registry = createMetricsRegistry()
     const metrics = registry.sink()
     let xray: XRayEmitter | undefined
@@ -152,11 +182,12 @@ function createContainer(configSource: string): Promise<Container> {
       return xray
     }
     const offset = epochOffset()
-    const accessLog: string[] | undefined = config.accessLog ? [] : undefined
+    const accessLog: string[] = []
+    let live: LiveConfig<Generation> | undefined
     const telemetry: TelemetrySink = {
       request(ev) {
         metrics.request?.(ev)
-        accessLog?.push(formatAccessLog(ev, ev.end + offset))
+        if (live?.current().runtime.config.accessLog) accessLog.push(formatAccessLog(ev, ev.end + offset))
       },
       event: (kind, labels) => metrics.event?.(kind, labels),
       attempt(ev: AttemptEvent) {
@@ -171,16 +202,30 @@ function createContainer(configSource: string): Promise<Container> {
         )
       },
     }
-    const runtime = createMeshRuntime(compileMesh(config), {
-      invokers: { http: createNodeHttpInvoker(), lambda: lazyLambdaInvoker() },
-      telemetry,
+    const invokers = { http: createNodeHttpInvoker(), lambda: lazyLambdaInvoker() }
+    live = await createLiveConfig<Generation>({
+      source: openConfigSource(configSource, {
+        pollMs,
+        log: configNotice,
+        env: { ...process.env, MESHGATE_APPCONFIG_AGENT: settings.agent },
+      }),
+      async build(version, previous) {
+        const config = await loadConfigText(version.text, version.name)
+        return {
+          runtime: createMeshRuntime(compileMesh(config), { invokers, telemetry }, previous?.runtime),
+          sampler: createSampler(config.tracing.sampling, systemClock, systemRandom),
+        }
+      },
+      // No timer: a frozen container cannot poll, and a timer firing on thaw would run inside an
+      // invocation. Each invocation calls checkIfDue() instead.
+      schedule: 'on-demand',
+      pollMs,
+      log: configNotice,
     })
     return {
-      runtime,
+      live,
       registry,
-      mesh: config.mesh,
       coldStart: true,
-      sampler: createSampler(config.tracing.sampling, systemClock, systemRandom),
       epochOffsetMs: offset,
       xray: emitter,
       accessLog,
@@ -265,6 +310,8 @@ function makeFetch(
 /** What `mesh()` keeps in `request.internal` for one invocation. */
 interface InvocationState {
   container: Container
+  /** The config this invocation started on; it finishes on it whatever swaps in meanwhile. */
+  generation: Generation
   flushed: boolean
   /**
    * Set when the invocation arrived with no trace context (outside Lambda, a direct Invoke): meshgate
@@ -331,10 +378,15 @@ export function mesh(options?: MeshOptions): MeshMiddleware {
     opts.service ?? process.env.MESHGATE_SERVICE ?? process.env.AWS_LAMBDA_FUNCTION_NAME ?? 'lambda'
   const namespace = opts.namespace ?? process.env.MESHGATE_METRICS_NAMESPACE ?? 'meshgate'
   const functionName = process.env.AWS_LAMBDA_FUNCTION_NAME ?? service
+  const sourceSettings: SourceSettings = {
+    pollMs: parsePollInterval(process.env.MESHGATE_CONFIG_POLL),
+    agent: process.env.MESHGATE_APPCONFIG_AGENT,
+  }
 
   /** The invocation's own segment, for a trace meshgate started (see InvocationState.owned). */
   function sendOwnedSegment(
     container: Container,
+    generation: Generation,
     owned: NonNullable<InvocationState['owned']>,
     response: unknown,
   ): void {
@@ -342,7 +394,7 @@ export function mesh(options?: MeshOptions): MeshMiddleware {
     container.xray().send(
       segmentForRequest(
         {
-          mesh: container.mesh,
+          mesh: generation.runtime.config.mesh,
           service,
           method: owned.method,
           path: owned.path,
@@ -366,7 +418,7 @@ export function mesh(options?: MeshOptions): MeshMiddleware {
     if (state.flushed) return
     state.flushed = true
     const { container, owned } = state
-    if (owned?.trace.sampled) sendOwnedSegment(container, owned, response)
+    if (owned?.trace.sampled) sendOwnedSegment(container, state.generation, owned, response)
     const emf = formatEmf(container.registry.drain(), {
       namespace,
       coldStart: container.coldStart,
@@ -374,7 +426,7 @@ export function mesh(options?: MeshOptions): MeshMiddleware {
       coldStartDimensions: { FunctionName: functionName },
     })
     container.coldStart = false
-    const lines = container.accessLog?.splice(0) ?? []
+    const lines = container.accessLog.splice(0)
     if (emf !== '') lines.push(emf)
     // One write per invocation, straight to stdout: console.log in Lambda prefixes each line with a
     // timestamp and request id, and EMF lines must be bare JSON.
@@ -396,14 +448,18 @@ export function mesh(options?: MeshOptions): MeshMiddleware {
   }
 
   async function meshBefore(request: AnyRequest): Promise<void> {
-    const container = await createContainer(configSource!)
+    const container = await createContainer(configSource!, sourceSettings)
+    // Take this invocation's config first, then maybe start looking for the next one: the check runs
+    // beside the handler and never delays it.
+    const generation = container.live.current()
+    container.live.checkIfDue()
     let trace = invocationTrace(request.event)
     let owned: InvocationState['owned']
     if (trace === undefined) {
       const started: Required<TraceContext> = {
         traceId: newTraceId(Date.now(), systemRandom),
         parentId: newSpanId(systemRandom),
-        sampled: container.sampler.sample(),
+        sampled: generation.sampler.sample(),
       }
       const http = (
         request.event as { requestContext?: { http?: { method?: string; path?: string } } } | null
@@ -416,10 +472,10 @@ export function mesh(options?: MeshOptions): MeshMiddleware {
       }
       trace = started
     }
-    const state: InvocationState = { container, flushed: false, owned }
+    const state: InvocationState = { container, generation, flushed: false, owned }
     internalOf(request)[STATE] = state
-    const fetch = makeFetch(container.runtime, trace, opts.xray)
-    const meshContext: MeshContext = { fetch, service, trace, runtime: container.runtime }
+    const fetch = makeFetch(generation.runtime, trace, opts.xray)
+    const meshContext: MeshContext = { fetch, service, trace, runtime: generation.runtime }
     request.context.mesh = meshContext
     watchEarlyResponse(request, state)
   }

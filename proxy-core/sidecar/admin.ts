@@ -2,6 +2,7 @@
 // Prometheus metrics and the effective config. Bound to loopback by default: it says a lot about the mesh.
 
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { LiveConfigStatus } from '../config-source/index.ts'
 import type { MeshConfig } from '../engine/types.ts'
 import type { MetricsRegistry } from '../telemetry/metrics.ts'
 import { CodeClasses } from '../telemetry/metrics.ts'
@@ -9,6 +10,8 @@ import { formatPrometheus, PROMETHEUS_CONTENT_TYPE } from '../telemetry/promethe
 
 export interface AdminState {
   config(): MeshConfig | undefined
+  /** The config source's state: version, last check, last error, staleness. */
+  configStatus(): LiveConfigStatus
   draining(): boolean
   /** Extra JSON for `/stats`: listeners, pools, reloads. */
   stats(): Record<string, unknown>
@@ -37,6 +40,27 @@ function send(res: ServerResponse, status: number, type: string, body: string): 
   res.setHeader('content-length', Buffer.byteLength(body))
   res.setHeader('cache-control', 'no-store')
   res.end(body)
+}
+
+/**
+ * The config source's counters and staleness in Prometheus text, after the registry's series. They
+ * live beside the request metrics rather than in them: they are per process, with no route labels.
+ */
+function configMetrics(status: LiveConfigStatus): string {
+  const source = status.source.replaceAll('\\', '\\\\').replaceAll('"', '\\"').replaceAll('\n', '\\n')
+  const labels = `{source="${source}"}`
+  return [
+    '# HELP meshgate_config_reloads_total Config versions swapped in after the first.',
+    '# TYPE meshgate_config_reloads_total counter',
+    `meshgate_config_reloads_total${labels} ${status.reloads}`,
+    '# HELP meshgate_config_rejected_total Config versions refused (invalid); the last good one kept serving.',
+    '# TYPE meshgate_config_rejected_total counter',
+    `meshgate_config_rejected_total${labels} ${status.rejected}`,
+    '# HELP meshgate_config_stale 1 while the config source has been unreachable for several checks in a row.',
+    '# TYPE meshgate_config_stale gauge',
+    `meshgate_config_stale${labels} ${status.stale ? 1 : 0}`,
+    '',
+  ].join('\n')
 }
 
 function json(res: ServerResponse, status: number, value: unknown): void {
@@ -96,11 +120,16 @@ export function createAdminHandler(state: AdminState) {
           res,
           200,
           PROMETHEUS_CONTENT_TYPE,
-          formatPrometheus(state.registry) + (state.refusals ? refusalMetrics(state.refusals()) : ''),
+          formatPrometheus(state.registry) +
+            configMetrics(state.configStatus()) +
+            (state.refusals ? refusalMetrics(state.refusals()) : ''),
         )
       case '/config': {
+        // DESIGN: where the config came from and how current it is, beside the effective config.
         const cfg = state.config()
-        return cfg === undefined ? json(res, 503, { error: 'no config' }) : json(res, 200, cfg)
+        return cfg === undefined
+          ? json(res, 503, { error: 'no config' })
+          : json(res, 200, { ...state.configStatus(), config: cfg })
       }
       default:
         return json(res, 404, {

@@ -1,11 +1,11 @@
 // `meshgate sidecar …`: the one file of the sidecar with process side effects. It reads flags and the
-// environment, prints the bound addresses and the access log on stdout (notices on stderr), reloads on
-// SIGHUP and on changes to the config file, and drains on SIGTERM/SIGINT before exiting 0.
+// environment, prints the bound addresses and the access log on stdout (notices on stderr), checks the
+// config source at once on SIGHUP (the source itself watches a file and polls AppConfig or S3), and
+// drains on SIGTERM/SIGINT before exiting 0.
 
-import type { FSWatcher } from 'node:fs'
-import { watch } from 'node:fs'
-import { basename, dirname, resolve } from 'node:path'
+import { resolve } from 'node:path'
 import { parseDuration } from '../config/duration.ts'
+import { isSourceUrl, parsePollInterval } from '../config-source/index.ts'
 import { edgeTimeoutsFromEnv } from '../http/limits.ts'
 import type { Sidecar, SidecarOptions } from './index.ts'
 import { DEFAULT_ADMIN, DEFAULT_DRAIN_MS, DEFAULT_INBOUND, DEFAULT_OUTBOUND, startSidecar } from './index.ts'
@@ -24,14 +24,15 @@ const FLAGS = {
 } as const
 type Flag = keyof typeof FLAGS
 
-/** Several file events come per save (write, rename, chmod); one reload per burst. */
-const WATCH_DEBOUNCE_MS = 150
 /** If anything still holds the process after the drain, exit anyway this long after it. */
 const EXIT_GRACE_MS = 2000
 
-export const SIDECAR_USAGE = `usage: meshgate sidecar --config FILE --service NAME [--app URL]
+export const SIDECAR_USAGE = `usage: meshgate sidecar --config FILE|URL --service NAME [--app URL]
                         [--outbound ${DEFAULT_OUTBOUND}] [--inbound ${DEFAULT_INBOUND}]
                         [--admin ${DEFAULT_ADMIN}] [--drain ${DEFAULT_DRAIN_MS / 1000}s]
+--config takes a file (YAML or JSON), inline JSON, appconfig://APP/ENV/PROFILE or s3://BUCKET/KEY;
+MESHGATE_CONFIG_POLL sets how often AppConfig and S3 are asked (default 45s, jittered ±10%);
+MESHGATE_CONFIG_SETTLE how long a file written in place must rest before it is read (default 1s).
 Each flag can also come from the environment: ${Object.values(FLAGS).join(', ')}.
 Listener timeouts come from MESHGATE_HEADERS_TIMEOUT, MESHGATE_BODY_IDLE_TIMEOUT, MESHGATE_BODY_MIN_RATE.
 Port 0 binds a free port; the bound addresses are printed as one JSON line on stdout.`
@@ -71,7 +72,23 @@ export function parseSidecarArgs(argv: readonly string[], env: NodeJS.ProcessEnv
   const service = get('service')
   if (configPath === undefined) throw new UsageError('--config (or MESHGATE_CONFIG) is required')
   if (service === undefined) throw new UsageError('--service (or MESHGATE_SERVICE) is required')
-  const opts: SidecarOptions = { configPath: resolve(configPath), service }
+  // A path is made absolute (it names the file in logs and /config); URLs and inline JSON stay as given.
+  const isPath = !isSourceUrl(configPath) && !configPath.startsWith('{')
+  const opts: SidecarOptions = { configPath: isPath ? resolve(configPath) : configPath, service }
+  if (env.MESHGATE_CONFIG_POLL !== undefined && env.MESHGATE_CONFIG_POLL !== '') {
+    try {
+      opts.configPollMs = parsePollInterval(env.MESHGATE_CONFIG_POLL)
+    } catch (err) {
+      throw new UsageError((err as Error).message)
+    }
+  }
+  const settle = env.MESHGATE_CONFIG_SETTLE
+  if (settle !== undefined && settle !== '') {
+    const ms = parseDuration(settle)
+    if (ms === undefined)
+      throw new UsageError(`MESHGATE_CONFIG_SETTLE: not a duration: ${JSON.stringify(settle)} (e.g. 1s)`)
+    opts.configSettleMs = ms
+  }
   for (const flag of ['outbound', 'inbound', 'admin'] as const) {
     const v = get(flag)
     if (v === undefined) continue
@@ -150,7 +167,12 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
   const accessLog = createLineWriter((chunk) => process.stdout.write(chunk))
   // Whatever way the process ends, the lines still waiting are written (a sync write on exit).
   process.once('exit', () => accessLog.flush())
-  const opts: SidecarOptions = { ...telemetryFromEnv(process.env), ...parsed, log: accessLog.line }
+  const opts: SidecarOptions = {
+    ...telemetryFromEnv(process.env),
+    ...parsed,
+    log: accessLog.line,
+    notice: note,
+  }
 
   let sidecar: Sidecar
   try {
@@ -171,45 +193,10 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
     }),
   )
 
-  // Reloads run one at a time; a request for one while another runs is folded into a rerun.
-  let reloading: Promise<void> | undefined
-  let again = false
-  const reload = (why: string): void => {
-    if (reloading !== undefined) {
-      again = true
-      return
-    }
-    reloading = (async () => {
-      do {
-        again = false
-        try {
-          if (await sidecar.reload()) note(`config reloaded (${why}): ${opts.configPath}`)
-        } catch (err) {
-          note(`config reload refused, still serving the previous config: ${oneLine(err)}`)
-        }
-      } while (again)
-      reloading = undefined
-    })()
+  // The source reports its own reloads and refusals through `notice`; SIGHUP only asks it now.
+  const onHup = () => {
+    sidecar.reload().catch(() => {})
   }
-
-  // The directory, not the file: editors and Kubernetes ConfigMaps replace files by renaming, and a
-  // watch on the old inode would go quiet. reload() ignores events that left the bytes unchanged.
-  let watcher: FSWatcher | undefined
-  let debounce: NodeJS.Timeout | undefined
-  const file = basename(opts.configPath)
-  try {
-    watcher = watch(dirname(opts.configPath), (_event, name) => {
-      // ConfigMaps swap a `..data` symlink; any other file's events are ignored.
-      if (name !== null && name !== file && !name.startsWith('..')) return
-      clearTimeout(debounce)
-      debounce = setTimeout(() => reload('file changed'), WATCH_DEBOUNCE_MS)
-    })
-    watcher.on('error', (err) => note(`config watch stopped: ${oneLine(err)}`))
-  } catch (err) {
-    note(`cannot watch the config directory (SIGHUP still reloads): ${oneLine(err)}`)
-  }
-
-  const onHup = () => reload('SIGHUP')
   process.on('SIGHUP', onHup)
 
   return new Promise<number>((done) => {
@@ -221,8 +208,6 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
         return
       }
       note(`${signal}: draining (up to ${(opts.drainMs ?? DEFAULT_DRAIN_MS) / 1000}s)`)
-      watcher?.close()
-      clearTimeout(debounce)
       process.off('SIGHUP', onHup)
       void (async () => {
         const result = await sidecar.drain()

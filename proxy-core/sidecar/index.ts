@@ -1,10 +1,12 @@
-// `meshgate/sidecar`: the sidecar as a library. `startSidecar` loads the mesh config, binds the outbound,
-// inbound and admin listeners, and keeps the runtime current: `reload()` validates a new config and
-// swaps the runtime atomically (a request finishes on the runtime it started with); `drain()` and
+// `meshgate/sidecar`: the sidecar as a library. `startSidecar` loads the mesh config from its source (a
+// file, AppConfig or S3: config-source/), binds the outbound, inbound and admin listeners, and keeps the
+// runtime current: every new version is validated and compiled, then swapped in atomically (a request
+// finishes on the runtime it started with; breakers, budgets and ejections carry over); `drain()` and
 // `close()` shut it down gracefully. No signals, no environment, no stdout here: command.ts does those.
 
-import { readFile } from 'node:fs/promises'
-import { loadConfigFile } from '../config/load.ts'
+import { loadConfigText } from '../config/load.ts'
+import type { ConfigSource, LiveConfig, LiveConfigStatus } from '../config-source/index.ts'
+import { createLiveConfig, openConfigSource } from '../config-source/index.ts'
 import { compileMesh } from '../engine/compile.ts'
 import { createMeshRuntime } from '../engine/runtime.ts'
 import type { MeshConfig, MeshRuntime, RequestEvent, TelemetrySink } from '../engine/types.ts'
@@ -43,8 +45,19 @@ export const DEFAULT_DRAIN_MS = 20_000
 const DRAIN_QUIET_MS = 250
 
 export interface SidecarOptions {
-  /** The mesh file (YAML or JSON). */
+  /**
+   * The config source: a mesh file path (YAML or JSON), inline JSON, `appconfig://APP/ENV/PROFILE` or
+   * `s3://BUCKET/KEY` (DESIGN "Live config").
+   */
   configPath: string
+  /** An already opened source instead (tests, `meshgate dev`); `configPath` then only names it. */
+  configSource?: ConfigSource
+  /** Poll interval in ms (MESHGATE_CONFIG_POLL); default 45 s. */
+  configPollMs?: number
+  /** File sources: how long an in-place write must rest before it is read (MESHGATE_CONFIG_SETTLE); default 1 s. */
+  configSettleMs?: number
+  /** Notices about the config (reloads, refusals, staleness), one line each. Default: JSON lines on `log`. */
+  notice?: (line: string) => void
   /** This sidecar's service: the name inbound traffic is reported under. */
   service: string
   /** The app's origin for inbound traffic, e.g. `http://127.0.0.1:8080`; no inbound listener without it. */
@@ -90,9 +103,12 @@ export interface Sidecar {
   /** The config requests are being routed with now. */
   config(): MeshConfig
   readonly metrics: MetricsRegistry
+  /** Where the config comes from and how current it is (`/config`'s `source` block). */
+  configStatus(): LiveConfigStatus
   /**
-   * Load the config file again; on success swap the runtime and resolve true, resolve false when the
-   * file did not change. A bad file throws (ConfigError) and the current config stays in force.
+   * Ask the config source now; on a new valid version swap the runtime and resolve true, resolve false
+   * when nothing changed. When the newest version is refused this rejects with the reason, and the
+   * current config stays in force (the refusal is also reported through `notice`).
    */
   reload(): Promise<boolean>
   /** /ready answers 503 from now on; listeners stop accepting; resolves once in-flight work is done. */
@@ -103,8 +119,6 @@ export interface Sidecar {
 
 interface Generation {
   runtime: MeshRuntime
-  /** The file's bytes, to tell a real change from an editor touching the file. */
-  text: string
   dns: DnsDiscovery
   cloudMap: CloudMapDiscovery
 }
@@ -149,11 +163,8 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
   })
   let generation: Generation | undefined
   let draining = false
-  let reloads = 0
-  let lastReload: { at: string; ok: boolean; error?: string } | undefined
-  // The text of the last file refused: the same bad file is not reported again on every touch.
-  let refusedText: string | undefined
   const started = Date.now()
+  const configNotice = opts.notice ?? ((line: string) => log(notice('config', { message: line })))
 
   const accessLog: TelemetrySink = {
     request(ev: RequestEvent) {
@@ -165,16 +176,16 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     opts.log === undefined ? [registry.sink(), tracing.sink] : [registry.sink(), tracing.sink, accessLog],
   )
 
-  async function buildGeneration(): Promise<Generation> {
-    const text = await readFile(opts.configPath, 'utf8')
-    const config = await loadConfigFile(opts.configPath)
+  /** Parse, validate and compile one version; DNS and Cloud Map discovery start only once it is accepted. */
+  async function buildGeneration(text: string, name: string, previous?: Generation): Promise<Generation> {
+    const config = await loadConfigText(text, name)
+    const compiled = compileMesh(config)
     healthChecks.configure(config)
-    const runtime = createMeshRuntime(compileMesh(config), {
-      invokers: { http, lambda },
-      clock,
-      telemetry,
-      health: healthChecks.lookup,
-    })
+    const runtime = createMeshRuntime(
+      compiled,
+      { invokers: { http, lambda }, clock, telemetry, health: healthChecks.lookup },
+      previous?.runtime,
+    )
     const cloudMap = startCloudMapForConfig(config, runtime, cloudMapCache, discover, (type, fields) =>
       log(notice(type, fields)),
     )
@@ -190,18 +201,54 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
           ),
       },
     )
-    return { runtime, text, dns, cloudMap }
+    return { runtime, dns, cloudMap }
   }
 
-  function install(next: Generation): void {
-    const prev = generation
+  /** Requests per service so far, to tell which services a reload takes away from live traffic. */
+  function requestsByService(): Map<string, number> {
+    const out = new Map<string, number>()
+    for (const s of registry.series()) {
+      out.set(s.labels.service, (out.get(s.labels.service) ?? 0) + s.total.requests)
+    }
+    return out
+  }
+  let requestsAtSwap = new Map<string, number>()
+
+  function install(next: Generation, prev: Generation | undefined): void {
     generation = next
     tracing.configure(next.runtime.config.tracing.sampling)
     prev?.dns.stop()
     prev?.cloudMap.stop()
+    if (prev === undefined) return
+    // A service that took traffic since the last swap and is gone now: said loudly, since its callers
+    // get 404 unknown_service from here on (issue 16: a reload must never drop a service quietly).
+    const now = requestsByService()
+    for (const name of Object.keys(prev.runtime.config.services)) {
+      if (name in next.runtime.config.services) continue
+      const taken = (now.get(name) ?? 0) - (requestsAtSwap.get(name) ?? 0)
+      if (taken > 0) {
+        configNotice(
+          `WARNING: the new config removes service "${name}", which took ${taken} requests since the last reload; its callers now get 404 unknown_service`,
+        )
+      }
+    }
+    requestsAtSwap = now
   }
 
-  install(await buildGeneration())
+  const live: LiveConfig<Generation> = await createLiveConfig<Generation>({
+    source:
+      opts.configSource ??
+      openConfigSource(opts.configPath, {
+        ...(opts.configPollMs === undefined ? {} : { pollMs: opts.configPollMs }),
+        ...(opts.configSettleMs === undefined ? {} : { settleMs: opts.configSettleMs }),
+        log: configNotice,
+      }),
+    build: (v, previous) => buildGeneration(v.text, v.name, previous),
+    onSwap: (next, prev) => install(next, prev),
+    log: configNotice,
+    ...(opts.configPollMs === undefined ? {} : { pollMs: opts.configPollMs }),
+  })
+  install(live.current(), undefined)
 
   const current = (): MeshRuntime => generation!.runtime
   const isDraining = (): boolean => draining
@@ -257,6 +304,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
       parseListenAddress(opts.admin ?? DEFAULT_ADMIN),
       createAdminHandler({
         config: () => generation?.runtime.config,
+        configStatus: () => live.status(),
         draining: isDraining,
         registry,
         refusals: () => ({ outbound: outbound.refusals(), inbound: inbound?.refusals() ?? {} }),
@@ -265,7 +313,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
           mesh: current().config.mesh,
           uptimeSeconds: Math.round((Date.now() - started) / 1000),
           draining,
-          config: { source: current().config.source, reloads, lastReload },
+          config: live.status(),
           inFlight: {
             outbound: outbound.inFlight(),
             inbound: inbound?.inFlight() ?? 0,
@@ -286,6 +334,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     listeners.push(admin)
   } catch (err) {
     await closeAll()
+    live.close()
     generation?.dns.stop()
     generation?.cloudMap.stop()
     healthChecks.stop()
@@ -323,26 +372,13 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     addresses: { outbound: outbound.address, inbound: inbound?.address ?? null, admin: admin.address },
     metrics: registry,
     config: () => current().config,
+    configStatus: () => live.status(),
     async reload() {
       if (draining) return false
-      const text = await readFile(opts.configPath, 'utf8')
-      if (generation !== undefined && text === generation.text) return false
-      if (text === refusedText) return false
-      try {
-        const next = await buildGeneration()
-        install(next)
-        reloads++
-        lastReload = { at: new Date().toISOString(), ok: true }
-        return true
-      } catch (err) {
-        lastReload = {
-          at: new Date().toISOString(),
-          ok: false,
-          error: err instanceof Error ? err.message : String(err),
-        }
-        refusedText = text
-        throw err
-      }
+      const swapped = await live.checkNow()
+      const status = live.status()
+      if (!swapped && status.rejectedVersion !== null) throw new Error(status.lastError ?? 'refused')
+      return swapped
     },
     drain(ms?: number) {
       drainPromise ??= drain(ms)
@@ -352,6 +388,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
       closing ??= (async () => {
         drainPromise ??= drain()
         await drainPromise
+        live.close()
         generation?.dns.stop()
         generation?.cloudMap.stop()
         healthChecks.stop()

@@ -85,9 +85,13 @@ describe('sidecar lifecycle', () => {
     expect(stats.mesh).toBe('lifecycle')
     expect(stats.series.length).toBeGreaterThan(0)
 
-    const config = JSON.parse((await send(sc.admin, { path: '/config' })).body)
-    expect(config.mesh).toBe('lifecycle')
-    expect(config.services.reviews.routes[0].to).toEqual({ blue: 100 })
+    const shown = JSON.parse((await send(sc.admin, { path: '/config' })).body)
+    expect(shown).toMatchObject({ kind: 'file', lastError: null, stale: false, reloads: 0, rejected: 0 })
+    expect(shown.source).toMatch(/admin\.json$/)
+    expect(shown.version).toMatch(/^sha256:[0-9a-f]{16}$/)
+    expect(Date.parse(shown.loadedAt)).not.toBeNaN()
+    expect(shown.config.mesh).toBe('lifecycle')
+    expect(shown.config.services.reviews.routes[0].to).toEqual({ blue: 100 })
 
     expect((await send(sc.admin, { path: '/nope' })).status).toBe(404)
     expect((await send(sc.admin, { path: '/ready', method: 'POST' })).status).toBe(405)
