@@ -25,9 +25,12 @@ export interface RequestHead {
 export class HeadRefusal {
   readonly code: ErrorCode
   readonly reason: string
-  constructor(code: ErrorCode, reason: string) {
+  /** Fields for the refusal's JSON body beside `error`. */
+  readonly details: Readonly<Record<string, string>> | undefined
+  constructor(code: ErrorCode, reason: string, details?: Record<string, string>) {
     this.code = code
     this.reason = reason
+    this.details = details
   }
 }
 
@@ -59,6 +62,15 @@ export function parseRequestHead(text: string): RequestHead | HeadRefusal {
   // The sidecar is never a tunnel to anywhere.
   if (method === 'CONNECT') return new HeadRefusal(ErrorCodes.methodNotAllowed, 'CONNECT')
   if (!validTarget(method, target)) return bad('request target')
+  // A `%` without two hex digits after it: in the path it is the path normalizer's refusal (the same
+  // code and reason as engine/path-normalize.ts gives the Lambda gateway), in the query a bad target.
+  const badEscape = BAD_ESCAPE.exec(target)
+  if (badEscape !== null) {
+    const q = target.indexOf('?')
+    return q < 0 || badEscape.index < q
+      ? new HeadRefusal(ErrorCodes.invalidPath, 'request target', { reason: 'bad_percent_encoding' })
+      : bad('request target')
+  }
 
   const headers: HeaderMap = Object.create(null)
   const fields = parseFields(lines, 1, headers, false)
@@ -106,11 +118,12 @@ function isVersion(v: string): boolean {
 
 /**
  * A byte a request target may not hold (RFC 3986 via RFC 9112 §3.2): outside visible ASCII, or `#`
- * (a fragment is never sent); or a `%` not followed by two hex digits, which three parsers read
- * three ways. Brackets, braces, `|` and `^` pass: browsers send some of them raw in queries. One
- * regular expression per target, not a test per byte.
+ * (a fragment is never sent). Brackets, braces, `|` and `^` pass: browsers send some of them raw in
+ * queries. One regular expression per target, not a test per byte.
  */
-const BAD_TARGET = /[^!"$-~]|%(?![0-9A-Fa-f]{2})/
+const BAD_TARGET = /[^!"$-~]/
+/** A `%` not followed by two hex digits, which three parsers read three ways: always refused. */
+const BAD_ESCAPE = /%(?![0-9A-Fa-f]{2})/
 
 /** Origin form, absolute form (http or https, no userinfo), or `*` for OPTIONS (RFC 9112 §3.2). */
 function validTarget(method: string, target: string): boolean {

@@ -413,7 +413,7 @@ class Conn implements PieceSink {
     this.buf = undefined
     buf = undefined
     if (head instanceof HeadRefusal) {
-      this.refuse(head.code)
+      this.refuse(head.code, head.details)
       return
     }
     const ex = new Exchange(this, head.method, head.target, head.headers, head.http10)
@@ -534,10 +534,10 @@ class Conn implements PieceSink {
   }
 
   /** Answers a request the server will not take (through the error table), and closes. */
-  private refuse(code: ErrorCode): void {
+  private refuse(code: ErrorCode, details?: Readonly<Record<string, string>>): void {
     this.server.refused(code)
     this.buf = undefined
-    this.socket.write(refusalText(code), 'latin1')
+    this.socket.write(refusalText(code, details), 'latin1')
     this.end()
   }
 

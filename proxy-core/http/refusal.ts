@@ -29,8 +29,8 @@ export function statusLine(status: number): string {
 }
 
 /** The whole refusal for `code`, with `connection: close`, as latin1 text to write on the socket. */
-export function refusalText(code: ErrorCode): string {
-  const res = errorResponse(new MeshError(code, code))
+export function refusalText(code: ErrorCode, details?: Readonly<Record<string, string>>): string {
+  const res = errorResponse(new MeshError(code, code, details && { details: { ...details } }))
   let head = statusLine(res.status)
   for (const name in res.headers) head += `${name}: ${res.headers[name]}\r\n`
   return `${head}date: ${httpDate()}\r\nconnection: close\r\n\r\n${res.body as string}`

@@ -11,7 +11,8 @@ import { exchange, type RawUpstream, startRawUpstream, statuses } from '../http/
 /** A request an attacker tucks in after the bad one: it must never reach the upstream. */
 const SMUGGLED = 'GET /smuggled HTTP/1.1\r\nHost: up\r\n\r\n'
 
-type Case = [name: string, head: string, status?: number]
+/** `code`: the refusal's code when it is not the status's usual one (CODE). */
+type Case = [name: string, head: string, status?: number, code?: string]
 
 /** `POST /` with the given extra field lines, then `body`. */
 const post = (fields: string, body = ''): string => `POST / HTTP/1.1\r\nHost: up\r\n${fields}\r\n${body}`
@@ -115,8 +116,9 @@ const CASES: Case[] = [
   // The request target (RFC 9112 §3.2).
   ['a fragment in the target', 'GET /a#b HTTP/1.1\r\nHost: up\r\n\r\n'],
   ['a non-ASCII byte in the target', 'GET /caf\xc3\xa9 HTTP/1.1\r\nHost: up\r\n\r\n'],
-  ['a malformed percent-escape', 'GET /a%zz HTTP/1.1\r\nHost: up\r\n\r\n'],
-  ['a truncated percent-escape', 'GET /a%2 HTTP/1.1\r\nHost: up\r\n\r\n'],
+  ['a malformed percent-escape', 'GET /a%zz HTTP/1.1\r\nHost: up\r\n\r\n', 400, 'invalid_path'],
+  ['a truncated percent-escape', 'GET /a%2 HTTP/1.1\r\nHost: up\r\n\r\n', 400, 'invalid_path'],
+  ['a malformed percent-escape in the query', 'GET /a?q=%zz HTTP/1.1\r\nHost: up\r\n\r\n'],
   ['a relative target', 'GET a/b HTTP/1.1\r\nHost: up\r\n\r\n'],
   ['the asterisk form with GET', 'GET * HTTP/1.1\r\nHost: up\r\n\r\n'],
   ['absolute form with userinfo', 'GET http://evil@up/ HTTP/1.1\r\nHost: up\r\n\r\n'],
@@ -181,18 +183,22 @@ describe.each(['outbound', 'inbound'] as const)(
   (listener) => {
     const base = () => (listener === 'outbound' ? sidecar.outbound : sidecar.inbound!)
 
-    it.each(CASES.map(([name, head, status]) => ({ name, head, status: status ?? 400 })))(
-      '$name: $status, closed, nothing upstream',
-      async ({ head, status }) => {
-        const { text, closed } = await exchange(base(), Buffer.from(head + SMUGGLED, 'latin1'))
-        expect(closed).toBe(true)
-        // One response, the refusal, with its code from the error table; nothing after it.
-        expect(statuses(text)).toEqual([status])
-        expect(text).toContain(`x-meshgate-error: ${CODE[status]}\r\n`)
-        expect(text).toContain('connection: close\r\n')
-        expect(upstream.requests).toEqual([])
-      },
-    )
+    it.each(
+      CASES.map(([name, head, status, code]) => ({
+        name,
+        head,
+        status: status ?? 400,
+        code: code ?? CODE[status ?? 400],
+      })),
+    )('$name: $status, closed, nothing upstream', async ({ head, status, code }) => {
+      const { text, closed } = await exchange(base(), Buffer.from(head + SMUGGLED, 'latin1'))
+      expect(closed).toBe(true)
+      // One response, the refusal, with its code from the error table; nothing after it.
+      expect(statuses(text)).toEqual([status])
+      expect(text).toContain(`x-meshgate-error: ${code}\r\n`)
+      expect(text).toContain('connection: close\r\n')
+      expect(upstream.requests).toEqual([])
+    })
 
     it('passes a well-formed chunked request with extensions and trailers on as exactly one request', async () => {
       const wire = chunked('5;name="v a\\"l";flag\r\nhello\r\n6 ; x = y\r\n world\r\n0\r\nx-sum: 1\r\n\r\n')
@@ -229,8 +235,8 @@ describe('refusals are counted', () => {
       refusals: Record<string, Record<string, number>>
     }
     const expected: Record<string, number> = {}
-    for (const [, , status] of CASES) {
-      const code = CODE[status ?? 400]!
+    for (const [, , status, given] of CASES) {
+      const code = given ?? CODE[status ?? 400]!
       expected[code] = (expected[code] ?? 0) + 1
     }
     expect(stats.refusals.outbound).toEqual(expected)
