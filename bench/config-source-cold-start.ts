@@ -76,10 +76,9 @@ try {
       ),
     )
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
-  const results: Record<string, number[]> = {}
+  const results: Record<string, number[]> = Object.fromEntries(paths.map(([name]) => [name, []]))
   // Interleaved, so the machine's drift spreads over all paths.
-  for (let r = 0; r < RUNS; r++)
-    for (const [name, env] of paths) (results[name] ??= []).push((await run(env)).first)
+  for (let r = 0; r < RUNS; r++) for (const [name, env] of paths) results[name]!.push((await run(env)).first)
   const base = median(results[paths[0]![0]]!)
   for (const [name] of paths) {
     const m = median(results[name]!)
