@@ -58,7 +58,9 @@ function usage(): string {
 }
 
 function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+  // By the package's own name (its `exports` list package.json): the same file from the sources and
+  // from dist/, which sit at different depths.
+  const pkg = JSON.parse(readFileSync(new URL(import.meta.resolve('meshgate/package.json')), 'utf8')) as {
     version: string
   }
   return pkg.version
