@@ -15,7 +15,7 @@
 // The repository itself never runs dist/: its tests, scripts and bin/meshgate.js run the sources.
 
 import { execFileSync } from 'node:child_process'
-import { cpSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { cpSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join, relative, resolve } from 'node:path'
 
 export const ROOT = resolve(import.meta.dirname, '..')
@@ -25,6 +25,7 @@ const OUT_DIRS = ['dist/proxy-core', 'dist/functions']
 const ASSETS = ['proxy-core/dev/dashboard']
 
 function filesUnder(dir: string): string[] {
+  if (!existsSync(dir)) return []
   return readdirSync(dir, { recursive: true, withFileTypes: true })
     .filter((e) => e.isFile())
     .map((e) => join(e.parentPath, e.name))
