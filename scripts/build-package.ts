@@ -6,9 +6,11 @@
 //   declarations                 tsc leaves `.ts` in the specifiers of .d.ts files; they are rewritten
 //                                to `.js` here, so a consumer's TypeScript of any version resolves them
 //   assets                       files read next to the code at run time (the dev dashboard) are copied
-//   check                        no `.ts` module specifier may survive in dist/: an import() of a
+//   checks                       no `.ts` module specifier may survive in dist/ (an import() of a
 //                                computed name, a `new URL('./x.ts', import.meta.url)`, a string a
-//                                later COMMANDS entry adds that tsc did not rewrite. The build fails on one.
+//                                later COMMANDS entry adds that tsc did not rewrite), and every
+//                                `new URL('<relative>', import.meta.url)` must find its file in the
+//                                build. The build fails on either.
 //
 // Why tsc and not esbuild: tsc alone writes the declarations, and compiling file by file keeps every
 // `import.meta.url` lookup (package.json, the dashboard's files) at the same place relative to the code.
@@ -16,7 +18,7 @@
 
 import { execFileSync } from 'node:child_process'
 import { cpSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { join, relative, resolve } from 'node:path'
+import { dirname, join, relative, resolve } from 'node:path'
 
 export const ROOT = resolve(import.meta.dirname, '..')
 /** The directories of dist/ that tsc writes (dist/ also holds esbuild bundles and serverless output). */
@@ -54,6 +56,34 @@ export function tsSpecifiers(root = ROOT): string[] {
   return found
 }
 
+/** `new URL('<relative>', import.meta.url)`: a file the code reads or runs from beside itself. */
+const FILE_LOOKUP = /\bnew\s+URL\s*\(\s*(['"`])(\.{1,2}\/[^'"`$]*)\1\s*,\s*import\.meta\.url\s*\)/g
+
+/**
+ * Each file lookup in dist/'s JavaScript whose target is missing from the build, as `file:line: path`.
+ * dist/ mirrors the repository one level down (dist/proxy-core/...), so `new URL('../../x', ...)`
+ * finds dist/x, not the package root's x: such a file must be copied (ASSETS) or found another way
+ * (the package's own name: `import.meta.resolve('meshgate/package.json')`).
+ */
+export function missingLookups(root = ROOT): string[] {
+  const found: string[] = []
+  for (const dir of OUT_DIRS) {
+    for (const file of filesUnder(join(root, dir))) {
+      if (!file.endsWith('.js')) continue
+      const lines = readFileSync(file, 'utf8').split('\n')
+      lines.forEach((line, i) => {
+        if (line.trimStart().startsWith('//')) return
+        for (const m of line.matchAll(FILE_LOOKUP)) {
+          const target = resolve(dirname(file), m[2]!)
+          if (!existsSync(target))
+            found.push(`${relative(root, file)}:${i + 1}: ${m[2]} (${relative(root, target)})`)
+        }
+      })
+    }
+  }
+  return found
+}
+
 /** `./x.ts` → `./x.js` in a declaration file's specifiers (only in module-path positions). */
 export function rewriteDeclaration(text: string): string {
   return text.replace(
@@ -80,6 +110,9 @@ export function buildPackage(root = ROOT): void {
     throw new Error(
       `a .ts module specifier survived the build (Node cannot load it from dist/):\n${left.join('\n')}`,
     )
+  const missing = missingLookups(root)
+  if (missing.length > 0)
+    throw new Error(`code in dist/ looks up a file that is not in the build:\n${missing.join('\n')}`)
 }
 
 if (import.meta.main) {

@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { rewriteDeclaration, tsSpecifiers } from '../../scripts/build-package.ts'
+import { missingLookups, rewriteDeclaration, tsSpecifiers } from '../../scripts/build-package.ts'
 
 let root: string | undefined
 afterEach(() => {
@@ -49,6 +49,20 @@ describe('tsSpecifiers', () => {
   it('passes compiled output whose specifiers are all .js', () => {
     const dir = distWith({ 'a.js': "import { b } from './b.js'\nconst c = await import('./c.js')\n" })
     expect(tsSpecifiers(dir)).toEqual([])
+  })
+})
+
+describe('missingLookups', () => {
+  it('finds a file looked up beside the code that the build does not hold', () => {
+    const dir = distWith({
+      'dev/server.js': "const dir = new URL('./assets/', import.meta.url)\n",
+      'dev/assets/index.html': '<!doctype html>',
+      // From the sources, ../../ is the package root; from dist/proxy-core/cli/ it is dist/.
+      'cli/publish.js': "const schema = new URL('../../mesh.schema.json', import.meta.url)\n",
+    })
+    expect(missingLookups(dir)).toEqual([
+      'dist/proxy-core/cli/publish.js:1: ../../mesh.schema.json (dist/mesh.schema.json)',
+    ])
   })
 })
 
