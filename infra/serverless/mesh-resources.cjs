@@ -10,6 +10,12 @@
 //                 - any other function calls the services listed in its `calls`.
 //               Reach is one hop: the gateway may invoke reviews-v2, and reviews-v2's own role covers
 //               what reviews-v2 calls. Mirrors are targets of the same service, so they are covered.
+//               A function that calls a container service also gets AWSLambdaVPCAccessExecutionRole
+//               (its network interfaces in the VPC) when custom.meshgate.vpc names subnets.
+//   vpc         `{ <function key>: { subnetIds, securityGroupIds } }` for the functions that call a
+//               service with HTTP targets (containers: an ECS service or a pod, reached in the VPC),
+//               when custom.meshgate.vpc names subnets; every other function (and every function when
+//               no subnets are given, as in an offline `serverless package`) stays out of the VPC.
 //
 //   configSource / layers / prefetchList
 //               the live config (docs/live-config.md): with custom.meshgate.source set to
@@ -22,6 +28,7 @@
 // They read `custom.meshgate` of serverless.yml:
 //   custom.meshgate.config     the mesh file
 //   custom.meshgate.functions  { <function key>: { gateway?: true, calls?: [service...] } }
+//   custom.meshgate.vpc        { subnetIds, securityGroupIds }: lists, or comma-separated strings
 //   custom.meshgate.source     '' or the live config URL (the `meshConfig` parameter)
 //   custom.meshgate.appConfigExtensionLayer  the extension's layer ARN for the region and architecture
 // and each function sets `role: Meshgate<FunctionKey>Role` (the logical ids made here).
@@ -117,6 +124,34 @@ function liveConfigStatement(live) {
   }
 }
 
+/** Whether the function calls a service with an HTTP target (a container, reached in the VPC). */
+function callsContainers(mesh, fn) {
+  return servicesCalled(mesh, fn).some((service) =>
+    Object.values(mesh.services?.[service]?.targets ?? {}).some((t) => t && t.http !== undefined),
+  )
+}
+
+/** `'a, b'` or `['a', 'b']` → `['a', 'b']`; empty entries dropped. */
+function idList(value) {
+  const items = Array.isArray(value) ? value : typeof value === 'string' ? value.split(',') : []
+  return items.map((v) => String(v).trim()).filter((v) => v !== '')
+}
+
+/** Function key → its VpcConfig, for the functions that call containers; none without subnets. */
+function vpcConfigs(mesh, functions, vpc) {
+  const subnetIds = idList(vpc?.subnetIds)
+  const securityGroupIds = idList(vpc?.securityGroupIds)
+  if (subnetIds.length === 0) return {}
+  if (securityGroupIds.length === 0) {
+    throw new Error('custom.meshgate.vpc: subnetIds are given but no securityGroupIds')
+  }
+  const out = {}
+  for (const [key, fn] of Object.entries(functions ?? {})) {
+    if (callsContainers(mesh, fn ?? {})) out[key] = { subnetIds, securityGroupIds }
+  }
+  return out
+}
+
 function logicalId(functionKey) {
   const pascal = functionKey.replace(/(^|[^A-Za-z0-9])([A-Za-z0-9])/g, (_m, _sep, c) => c.toUpperCase())
   return `Meshgate${pascal}Role`
@@ -137,6 +172,7 @@ function reachableTargets(mesh, functions) {
 
 module.exports = {
   reachableTargets,
+  vpcConfigs,
   logicalId,
   liveSource,
 
@@ -182,6 +218,7 @@ module.exports = {
     const mesh = readMesh(settings.config)
     const reach = reachableTargets(mesh, settings.functions)
     const live = liveSource(settings)
+    const inVpc = vpcConfigs(mesh, settings.functions, settings.vpc)
     const resources = {}
     for (const [key, specs] of Object.entries(reach)) {
       const role = {
@@ -201,6 +238,11 @@ module.exports = {
         },
       }
       const policies = []
+      if (inVpc[key] !== undefined) {
+        role.Properties.ManagedPolicyArns.push({
+          'Fn::Sub': `arn:\${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole`,
+        })
+      }
       if (specs.length > 0) {
         policies.push({
           PolicyName: 'meshgate-invoke-targets',
@@ -222,5 +264,10 @@ module.exports = {
       resources[logicalId(key)] = role
     }
     return resources
+  },
+
+  async vpc({ resolveConfigurationProperty }) {
+    const settings = await meshSettings(resolveConfigurationProperty)
+    return vpcConfigs(readMesh(settings.config), settings.functions, settings.vpc)
   },
 }

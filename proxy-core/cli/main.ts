@@ -1,5 +1,5 @@
 // The `meshgate` command. Exit codes: 0 ok, 1 invalid config or runtime failure, 2 usage error.
-import { readFileSync } from 'node:fs'
+import { packageVersion } from '../package-info.ts'
 import { relaunchTuned } from '../sidecar/relaunch.ts'
 import { UsageError } from './args.ts'
 
@@ -98,13 +98,6 @@ function usage(): string {
   )
 }
 
-function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
-    version: string
-  }
-  return pkg.version
-}
-
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv
   if (name === undefined) {
@@ -116,7 +109,7 @@ export async function main(argv: string[]): Promise<number> {
     return 0
   }
   if (name === '-v' || name === '--version' || name === 'version') {
-    process.stdout.write(`meshgate ${version()}\n`)
+    process.stdout.write(`meshgate ${packageVersion()}\n`)
     return 0
   }
   const entry = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined

@@ -95,15 +95,11 @@ export async function loadConfigText(text: string, source: string): Promise<Mesh
   if (!jsonOk) {
     parsed = await parseYaml(text)
     if (parsed.doc.errors.length > 0) {
-      throw new ConfigError(
-        parsed.doc.errors.map((err) => ({
-          file: source,
-          line: err.linePos?.[0].line ?? 1,
-          column: err.linePos?.[0].col ?? 1,
-          path: '(root)',
-          message: `syntax: ${err.message.split('\n')[0]}`,
-        })),
-      )
+      const seen = new Set<string>()
+      const problems = parsed.doc.errors
+        .map((err) => syntaxProblem(parsed!, source, err))
+        .filter((p) => !seen.has(formatProblem(p)) && seen.add(formatProblem(p)))
+      throw new ConfigError(problems)
     }
     try {
       value = parsed.doc.toJS({ maxAliasCount: 100 })
@@ -150,6 +146,49 @@ export async function loadConfigText(text: string, source: string): Promise<Mesh
     throw new ConfigError(located)
   }
   return config
+}
+
+/**
+ * A YAML parse error at its own line and column (`err.pos` is an offset into the text; `linePos` is
+ * only filled in with `prettyErrors`, which also makes the message several lines). A duplicate key
+ * comes in a well-formed document, so it gets the path of the second occurrence (`services.a`); a
+ * syntax error gets `(root)`, since the structure around it is only the parser's guess.
+ */
+function syntaxProblem(parsed: ParsedYaml, file: string, err: import('yaml').YAMLError): ConfigProblem {
+  const offset = err.pos[0]
+  const { line, col } = parsed.lines.linePos(offset)
+  if (err.code === 'DUPLICATE_KEY') {
+    const path = pathAt(parsed, offset)
+    const key = JSON.stringify(String(path.at(-1)))
+    const message = `duplicate key ${key}: each key may appear once in a mapping`
+    return { file, line, column: col, path: formatPath(path), message }
+  }
+  return { file, line, column: col, path: '(root)', message: `syntax: ${err.message.split('\n')[0]}` }
+}
+
+/** The config path of the deepest map key or sequence item whose source range holds `offset`. */
+function pathAt({ doc, yaml }: ParsedYaml, offset: number): ConfigPath {
+  const path: (string | number)[] = []
+  const holds = (n: unknown) => {
+    const r = (n as { range?: [number, number, number] } | null)?.range
+    return r !== undefined && r[0] <= offset && offset < r[2]
+  }
+  let node: unknown = doc.contents
+  for (;;) {
+    if (yaml.isMap(node)) {
+      const pair = node.items.find((it) => holds(it.key) || holds(it.value))
+      if (pair === undefined || !yaml.isScalar(pair.key)) break
+      path.push(String(pair.key.value))
+      if (holds(pair.key)) break
+      node = pair.value
+    } else if (yaml.isSeq(node)) {
+      const i = node.items.findIndex(holds)
+      if (i < 0) break
+      path.push(i)
+      node = node.items[i]
+    } else break
+  }
+  return path
 }
 
 /** The line and column of the node at `path`, or of its nearest existing ancestor. */

@@ -6,7 +6,7 @@
 //                                         → patternProperties: {P: S}, additionalProperties: false
 // Any other post-Draft-4 keyword is an error here, so a schema change cannot silently weaken the
 // validator that AppConfig runs.
-import { readFileSync } from 'node:fs'
+import { readPackageJson } from '../package-info.ts'
 
 const DRAFT_4 = 'http://json-schema.org/draft-04/schema#'
 /** The longest validator Content AppConfig accepts. */
@@ -59,9 +59,7 @@ export function toDraft4(schema: unknown, path = '#'): unknown {
 
 /** The validator Content that `meshgate publish --init` attaches to the profile. */
 export function appConfigMeshSchema(): string {
-  const shipped = JSON.parse(
-    readFileSync(new URL('../../mesh.schema.json', import.meta.url), 'utf8'),
-  ) as object
+  const shipped = readPackageJson('mesh.schema.json') as object
   const content = JSON.stringify({ $schema: DRAFT_4, ...(toDraft4(shipped) as object) })
   if (content.length > MAX_VALIDATOR_CHARS)
     throw new Error(

@@ -5,12 +5,16 @@
 // thread (its sandbox) inside this process: no child process, and a config change redeploys it.
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import { createServer } from 'node:http'
-import { join } from 'node:path'
+import { extname, join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import { listen } from '../sidecar/listen-address.ts'
 import type { LambdaFunctionEntry } from './catalog.ts'
 import type { SandboxData, SandboxReply } from './lambda-worker.ts'
+
+// The worker's file is a sibling with this module's own extension: `.ts` in a checkout, `.js` in the
+// published package (tsc rewrites import specifiers, not URLs).
+const WORKER_URL = new URL(`./lambda-worker${extname(import.meta.url)}`, import.meta.url)
 
 /** Epoch ms with the sub-millisecond part: invocations often take less than a millisecond. */
 const epochNow = () => performance.timeOrigin + performance.now()
@@ -147,7 +151,7 @@ export async function startLambdaEmulator(opts: LambdaEmulatorOptions): Promise<
       region: REGION,
       timeoutMs: FUNCTION_TIMEOUT_MS,
     }
-    const worker = new Worker(new URL('./lambda-worker.ts', import.meta.url), {
+    const worker = new Worker(WORKER_URL, {
       workerData: data,
       env: opts.env(name),
       stdout: true,

@@ -4,6 +4,7 @@
 
 import { readFileSync } from 'node:fs'
 import { parseCommandArgs, UsageError } from '../cli/args.ts'
+import { packageVersion } from '../package-info.ts'
 import { injectTaskDefinition } from './ecs.ts'
 import { formatJson } from './json-format.ts'
 import { injectManifests } from './manifests.ts'
@@ -17,19 +18,11 @@ meshgate-sidecar:VERSION; name your registry's with --image.
 
 ${SETTINGS_USAGE}`
 
-/** The default image's tag: this package's version. */
-function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
-    version: string
-  }
-  return pkg.version
-}
-
 export async function run(args: string[]): Promise<number> {
   const p = parseCommandArgs(args, { ...SETTINGS_OPTIONS, ecs: { type: 'boolean' } }, { maxPositionals: 1 })
   const file = p.positionals[0]
   if (file === undefined) throw new UsageError('which file? (- for standard input)')
-  const settings = settingsFromArgs(p, process.env, `meshgate-sidecar:${version()}`)
+  const settings = settingsFromArgs(p, process.env, `meshgate-sidecar:${packageVersion()}`)
   let text: string
   try {
     text = readFileSync(file === '-' ? 0 : file, 'utf8')

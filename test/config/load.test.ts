@@ -24,7 +24,7 @@ describe('loadConfig', () => {
     expect(reviews.targets.v3).toMatchObject({
       kind: 'http',
       loadBalancer: 'least-request',
-      endpoints: ['http://reviews-v3-a.bookinfo.local:9080', 'http://reviews-v3-b.bookinfo.local:9080'],
+      endpoints: ['http://reviews-v3-a.bookinfo.local:15006', 'http://reviews-v3-b.bookinfo.local:15006'],
     })
     const canary = reviews.routes[1]!
     expect(canary).toMatchObject({ name: 'canary', to: { v1: 97, v3: 3 }, timeout: 3000 })

@@ -271,22 +271,7 @@ describe('infra/k8s', () => {
     expect(appEnv.HTTP_PROXY).toBe(`http://${listeners.outbound}`)
   })
 
-  it('has a Service that leads to the inbound listener, at the port the mesh config names', () => {
-    const service = findK8s(k8s, 'Service', opts.service)
-    expect(service).toBeDefined()
-    for (const [k, v] of Object.entries(service.spec.selector))
-      expect(deployment.spec.template.metadata.labels[k]).toBe(v)
-    const sp = service.spec.ports[0]!
-    expect(probePort(meshgate, sp.targetPort)).toBe(port(listeners.inbound))
-    // The mesh reaches this service's pods through the Service's DNS name and port.
-    const target = Object.values(mesh.services[opts.service]!.targets)[0]!
-    expect(target).toMatchObject({
-      dns: {
-        host: `${service.metadata.name}.${service.metadata.namespace}.svc.cluster.local`,
-        port: sp.port,
-      },
-    })
-  })
+  // The Services in front of the pods and the mesh's targets: test/infra/connectivity.test.ts.
 
   it('has an X-Ray daemon on every node where AWS_XRAY_DAEMON_ADDRESS points', () => {
     const ds = findK8s(k8s, 'DaemonSet')

@@ -207,7 +207,11 @@ export interface K8sWorkload extends K8sObject {
 }
 
 export interface K8sService extends K8sObject {
-  spec: { selector: Record<string, string>; ports: { port: number; targetPort: number | string }[] }
+  spec: {
+    clusterIP?: string
+    selector: Record<string, string>
+    ports: { port: number; targetPort: number | string }[]
+  }
 }
 
 export interface K8sKinds {

@@ -1,13 +1,82 @@
 // Retries through the sidecar process against real failing upstreams: a flaky upstream made reliable
 // for GETs, POSTs left alone unless the route opts in, and the retry budget capping the extra load.
+//
+// The flaky upstreams follow a script, not chance: request i (sent with `x-request-key: i`) fails its
+// first `failures[i]` tries with 503 and then succeeds. The script is drawn once from a seeded random
+// (each try fails with probability 0.3, like an upstream failing 30%), so it is the same on every run
+// and independent of how concurrent requests interleave; every count below is exact.
 
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { seededRandom } from '../helpers/manual-clock.ts'
 import { meshDir, type SidecarProcess, startSidecarProcess } from '../helpers/sidecar-process.ts'
 import { startUpstream, type Upstream } from '../helpers/upstream.ts'
 import { load } from './client.ts'
 
-let flaky: Upstream
-let flakyPost: Upstream
+/** How many tries of each request fail: consecutive seeded draws under 0.3, at most `cap`. */
+function failureScript(total: number, seed: number, cap: number): number[] {
+  const random = seededRandom(seed)
+  return Array.from({ length: total }, () => {
+    let f = 0
+    while (f < cap && random() < 0.3) f++
+    return f
+  })
+}
+
+interface ScriptedUpstream {
+  url: string
+  /** Tries seen per request key, and the body bytes of each. */
+  tries: Map<string, number[]>
+  totalTries(): number
+  reset(): void
+  close(): Promise<void>
+}
+
+/** A real HTTP upstream that fails the first `failures(key)` tries of each request key. */
+async function startScriptedUpstream(failures: (key: number) => number): Promise<ScriptedUpstream> {
+  const tries = new Map<string, number[]>()
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const key = String(req.headers['x-request-key'])
+    const seen = tries.get(key) ?? []
+    tries.set(key, seen)
+    let bytes = 0
+    req.on('data', (c: Buffer) => {
+      bytes += c.length
+    })
+    req.on('end', () => {
+      seen.push(bytes)
+      const fail = seen.length <= failures(Number(key))
+      res.writeHead(fail ? 503 : 200, { 'content-type': 'text/plain' }).end(fail ? 'failed' : 'ok')
+    })
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    tries,
+    totalTries: () => [...tries.values()].reduce((n, t) => n + t.length, 0),
+    reset: () => tries.clear(),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve())
+        server.closeAllConnections()
+      }),
+  }
+}
+
+/** 7 retries: 8 tries in all. */
+const ATTEMPTS = 7
+const GETS = 2000
+const POSTS = 300
+// GETs: the seeded script, except that request 0 fails one try more than the route allows.
+const getFailures = failureScript(GETS, 7, ATTEMPTS + 1)
+getFailures[0] = ATTEMPTS + 1
+// POSTs: never more failures than the opt-in route retries.
+const postFailures = failureScript(POSTS, 11, ATTEMPTS)
+
+let flaky: ScriptedUpstream
+let flakyPost: ScriptedUpstream
 let down: Upstream
 let sidecar: SidecarProcess
 const files = meshDir()
@@ -15,8 +84,8 @@ const files = meshDir()
 const fastBackoff = { base: '1ms', max: '5ms' }
 
 beforeAll(async () => {
-  flaky = await startUpstream('flaky', { failRate: 0.3, failStatus: 503 }, 7)
-  flakyPost = await startUpstream('flaky-post', { failRate: 0.3, failStatus: 503 }, 11)
+  flaky = await startScriptedUpstream((i) => getFailures[i] ?? 0)
+  flakyPost = await startScriptedUpstream((i) => postFailures[i] ?? 0)
   down = await startUpstream('down', { failRate: 1, failStatus: 503 })
   const configPath = files.write('mesh.json', {
     version: 1,
@@ -28,11 +97,11 @@ beforeAll(async () => {
           {
             name: 'default',
             to: 'v1',
-            // 8 tries: 0.3^8 ≈ 7e-5 left failing, far under the 0.1% allowed.
-            retries: { attempts: 7, perTryTimeout: '2s', on: ['503'], backoff: fastBackoff },
+            retries: { attempts: ATTEMPTS, perTryTimeout: '2s', on: ['503'], backoff: fastBackoff },
           },
         ],
-        // Enough budget for 30% failures (~43% extra tries), so only the retry policy is under test.
+        // 100%: a retry is always within the share (each request has at most one retry in flight),
+        // so only the retry policy is under test.
         retryBudget: { percent: 100, minPerSecond: 1000 },
         // Keep the single endpoint in service: this test is about retries, not ejection.
         outlierDetection: { consecutive5xx: 0 },
@@ -44,9 +113,9 @@ beforeAll(async () => {
             name: 'opt-in',
             match: { path: { prefix: '/opt-in' } },
             to: 'v1',
-            retries: { attempts: 7, on: ['503'], backoff: fastBackoff, methods: ['GET', 'POST'] },
+            retries: { attempts: ATTEMPTS, on: ['503'], backoff: fastBackoff, methods: ['GET', 'POST'] },
           },
-          { name: 'default', to: 'v1', retries: { attempts: 7, on: ['503'], backoff: fastBackoff } },
+          { name: 'default', to: 'v1', retries: { attempts: ATTEMPTS, on: ['503'], backoff: fastBackoff } },
         ],
         retryBudget: { percent: 100, minPerSecond: 1000 },
         outlierDetection: { consecutive5xx: 0 },
@@ -70,49 +139,73 @@ afterAll(async () => {
 })
 
 describe('sidecar retries', () => {
-  it('turns an upstream failing 30% with 503 into at least 99.9% success for GETs', async () => {
-    const total = 2000
+  it('turns an upstream failing 30% of tries with 503 into success for every request within the attempts', async () => {
     const r = await load(sidecar.outbound, {
       concurrency: 20,
-      total,
-      make: () => ({ host: 'flaky', path: '/item' }),
+      total: GETS,
+      make: (i) => ({ host: 'flaky', path: '/item', headers: { 'x-request-key': String(i) } }),
     })
     expect(r.errors).toEqual([])
-    const ok = r.byStatus.get(200) ?? 0
-    expect(ok / total).toBeGreaterThanOrEqual(0.999)
-    // The upstream really failed about 30% of what it saw, and retries made up the difference.
-    expect(flaky.failures() / flaky.count()).toBeGreaterThan(0.25)
-    expect(flaky.count()).toBeGreaterThan(total * 1.3)
+    // The script really is an upstream failing about 30% of its tries (fixed by the seed).
+    const tries = getFailures.reduce((n, f) => n + Math.min(f + 1, ATTEMPTS + 1), 0)
+    const failedTries = getFailures.reduce((n, f) => n + Math.min(f, ATTEMPTS + 1), 0)
+    expect(failedTries / tries).toBeGreaterThan(0.25)
+    // Every request that fails at most 7 times succeeds; the one failing 8 times gets the last 503.
+    const beyond = getFailures.filter((f) => f > ATTEMPTS).length
+    expect(beyond).toBe(1)
+    expect(r.byStatus.get(200)).toBe(GETS - beyond)
+    expect(r.byStatus.get(503)).toBe(beyond)
+    // Exactly one try per failure plus the one that succeeded, never more than 8.
+    expect(flaky.tries.get('0')).toHaveLength(ATTEMPTS + 1)
+    for (let i = 0; i < GETS; i++)
+      expect(flaky.tries.get(String(i))?.length).toBe(Math.min(getFailures[i]! + 1, 8))
+    expect(flaky.totalTries()).toBe(tries)
   })
 
   it('does not retry a POST unless the route lists POST in retries.methods', async () => {
-    const total = 300
     const body = JSON.stringify({ order: 1 })
     const headers = { 'content-type': 'application/json' }
+    const failing = postFailures.filter((f) => f > 0).length
+    expect(failing).toBeGreaterThan(POSTS * 0.2)
 
     flakyPost.reset()
     const plain = await load(sidecar.outbound, {
       concurrency: 10,
-      total,
-      make: () => ({ host: 'orders', path: '/orders', method: 'POST', body, headers }),
+      total: POSTS,
+      make: (i) => ({
+        host: 'orders',
+        path: '/orders',
+        method: 'POST',
+        body,
+        headers: { ...headers, 'x-request-key': String(i) },
+      }),
     })
     expect(plain.errors).toEqual([])
     // Exactly one try per POST: every upstream 503 reached the client.
-    expect(flakyPost.count()).toBe(total)
-    expect(plain.byStatus.get(503) ?? 0).toBe(flakyPost.failures())
-    expect(flakyPost.failures()).toBeGreaterThan(total * 0.2)
+    expect(flakyPost.totalTries()).toBe(POSTS)
+    for (const t of flakyPost.tries.values()) expect(t).toHaveLength(1)
+    expect(plain.byStatus.get(503)).toBe(failing)
+    expect(plain.byStatus.get(200)).toBe(POSTS - failing)
 
     flakyPost.reset()
     const optIn = await load(sidecar.outbound, {
       concurrency: 10,
-      total,
-      make: () => ({ host: 'orders', path: '/opt-in/orders', method: 'POST', body, headers }),
+      total: POSTS,
+      make: (i) => ({
+        host: 'orders',
+        path: '/opt-in/orders',
+        method: 'POST',
+        body,
+        headers: { ...headers, 'x-request-key': String(i) },
+      }),
     })
     expect(optIn.errors).toEqual([])
-    expect(optIn.byStatus.get(200)).toBe(total)
-    expect(flakyPost.count()).toBeGreaterThan(total)
-    // The retried POSTs carried their body every time.
-    for (const req of flakyPost.requests()) expect(req.bodyBytes).toBe(Buffer.byteLength(body))
+    expect(optIn.byStatus.get(200)).toBe(POSTS)
+    for (let i = 0; i < POSTS; i++) {
+      // One try per scripted failure plus the success, each carrying the whole body.
+      const t = flakyPost.tries.get(String(i))!
+      expect(t).toEqual(Array.from({ length: postFailures[i]! + 1 }, () => Buffer.byteLength(body)))
+    }
   })
 
   it('caps the extra load with the retry budget when the upstream fails every request', async () => {
