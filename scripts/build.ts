@@ -2,6 +2,8 @@
 //
 //   dist/sidecar/meshgate-sidecar.mjs   the sidecar (proxy-core/sidecar/main.ts), the one file the
 //                                       container image carries: every dependency inside, no node_modules
+//   dist/sidecar/meshgate-injector.mjs  the Kubernetes injection webhook (proxy-core/inject/main.ts), in
+//                                       the same image (infra/k8s/injector runs it)
 //   dist/cli/meshgate.mjs               the CLI (proxy-core/cli/main.ts), only when it bundles cleanly
 //
 // A bundle is clean when nothing in it needs a file beside it at run time: no dynamic import() of a
@@ -18,6 +20,8 @@ import { build } from 'esbuild'
 export const ROOT = resolve(import.meta.dirname, '..')
 export const SIDECAR_ENTRY = join(ROOT, 'proxy-core', 'sidecar', 'main.ts')
 export const CLI_ENTRY = join(ROOT, 'proxy-core', 'cli', 'main.ts')
+export const INJECTOR_ENTRY = join(ROOT, 'proxy-core', 'inject', 'main.ts')
+export const INJECTOR_BUNDLE = 'dist/sidecar/meshgate-injector.mjs'
 /** Relative to the repository root; infra/docker/Dockerfile copies this file into the image. */
 export const SIDECAR_BUNDLE = 'dist/sidecar/meshgate-sidecar.mjs'
 export const CLI_BUNDLE = 'dist/cli/meshgate.mjs'
@@ -96,6 +100,14 @@ export async function buildSidecar(outfile = join(ROOT, SIDECAR_BUNDLE)): Promis
   return result.metafile!
 }
 
+/** Builds the injector bundle beside the sidecar's (after it: buildSidecar clears the directory). */
+export async function buildInjector(outfile = join(ROOT, INJECTOR_BUNDLE)): Promise<void> {
+  const result = await build(bundleOptions(INJECTOR_ENTRY, outfile))
+  const problems = bundleProblems(result.metafile!)
+  if (problems.length > 0)
+    throw new Error(`the injector bundle is not self-contained:\n${problems.join('\n')}`)
+}
+
 /** Builds the CLI bundle, or removes it and returns the problems when it is not clean. */
 export async function buildCli(outfile = join(ROOT, CLI_BUNDLE)): Promise<string[]> {
   const result = await build(bundleOptions(CLI_ENTRY, outfile))
@@ -118,11 +130,13 @@ async function main(): Promise<number> {
   const sidecar = join(ROOT, SIDECAR_BUNDLE)
   try {
     await buildSidecar(sidecar)
+    await buildInjector()
   } catch (err) {
     process.stderr.write(`build: ${err instanceof Error ? err.message : String(err)}\n`)
     return 1
   }
   rows.push(`${SIDECAR_BUNDLE.padEnd(36)} ${size(sidecar).padStart(10)}`)
+  rows.push(`${INJECTOR_BUNDLE.padEnd(36)} ${size(join(ROOT, INJECTOR_BUNDLE)).padStart(10)}`)
 
   const cli = join(ROOT, CLI_BUNDLE)
   const problems = await buildCli(cli)

@@ -11,6 +11,7 @@ import { connect } from 'node:tls'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Injector } from '../../proxy-core/inject/index.ts'
 import { defaultSettings, startInjector } from '../../proxy-core/inject/index.ts'
+import { buildInjector } from '../../scripts/build.ts'
 import { applyPatch } from './apply-patch.ts'
 import { makeCert } from './certs.ts'
 import { validatePod } from './k8s-schema.ts'
@@ -351,22 +352,29 @@ describe('meshgate injector, over HTTPS', () => {
 })
 
 describe('meshgate injector, the command', () => {
-  it('listens, answers /healthz, and exits 0 on SIGTERM', async () => {
-    const tlsDir = join(dir, 'cli-tls')
+  // The CLI from the sources, and the bundle the image carries (infra/k8s/injector runs that one).
+  it.each([
+    ['meshgate injector', async () => [join(ROOT, 'bin', 'meshgate.js'), 'injector']],
+    [
+      'the image bundle',
+      async () => {
+        const outfile = join(dir, 'bundle', 'meshgate-injector.mjs')
+        await buildInjector(outfile)
+        return [outfile]
+      },
+    ],
+  ] as const)('%s listens, answers /healthz, and exits 0 on SIGTERM', async (name, entry) => {
+    const tlsDir = join(dir, `tls-${name.replace(/\W+/g, '-')}`)
+    const staging = join(dir, `staging-${name.replace(/\W+/g, '-')}`)
     mkdirSync(tlsDir)
-    makeCert(join(dir, 'staging'), 'cli', { cert: join(tlsDir, 'tls.crt'), key: join(tlsDir, 'tls.key') })
+    mkdirSync(staging)
+    makeCert(staging, 'cli', {
+      cert: join(tlsDir, 'tls.crt'),
+      key: join(tlsDir, 'tls.key'),
+    })
     const child = spawn(
       join(ROOT, 'node_modules', '.bin', 'node'),
-      [
-        join(ROOT, 'bin', 'meshgate.js'),
-        'injector',
-        '--tls-dir',
-        tlsDir,
-        '--listen',
-        '127.0.0.1:0',
-        '--image',
-        IMAGE,
-      ],
+      [...(await entry()), '--tls-dir', tlsDir, '--listen', '127.0.0.1:0', '--image', IMAGE],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     )
     const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)))
