@@ -48,6 +48,9 @@ export function bundleOptions(entry: string, outfile: string): BuildOptions {
     banner: { js: REQUIRE_BANNER },
     legalComments: 'none',
     metafile: true,
+    // The metafile's input paths are relative to this: bundleProblems reads them from ROOT, whatever
+    // directory the build was started from (the benchmark builds other trees from this one).
+    absWorkingDir: ROOT,
     logLevel: 'warning',
   }
 }
