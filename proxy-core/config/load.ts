@@ -50,17 +50,20 @@ export function loadConfig(pathOrInlineJson: string): Promise<MeshConfig> {
     : loadConfigFile(pathOrInlineJson)
 }
 
-export async function loadConfigFile(file: string): Promise<MeshConfig> {
-  let text: string
+/** A config file's text; a file that cannot be read is a ConfigError naming it, like any problem. */
+export async function readConfigFile(file: string): Promise<string> {
   try {
-    text = await readFile(file, 'utf8')
+    return await readFile(file, 'utf8')
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code ?? 'error'
     throw new ConfigError([
       { file, line: 1, column: 1, path: '(root)', message: `cannot read the file (${code})` },
     ])
   }
-  return loadConfigText(text, file)
+}
+
+export async function loadConfigFile(file: string): Promise<MeshConfig> {
+  return loadConfigText(await readConfigFile(file), file)
 }
 
 type YamlModule = typeof import('yaml')

@@ -2,22 +2,13 @@
 // user's order, no defaults filled in), so what a runtime reads back is exactly what `meshgate
 // validate` accepts and what a person wrote. The compiled MeshConfig (milliseconds, expanded
 // defaults) never leaves the process: it is an engine detail, not a format.
-import { readFile } from 'node:fs/promises'
-import { ConfigError, loadConfigText } from '../config/load.ts'
+import { ConfigError, loadConfigText, readConfigFile } from '../config/load.ts'
 
 export type MeshDocument = Record<string, unknown>
 
 /** Reads and validates FILE with the project's loader; throws ConfigError with FILE:LINE:COL problems. */
 export async function readMeshFile(file: string): Promise<MeshDocument> {
-  let text: string
-  try {
-    text = await readFile(file, 'utf8')
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code ?? 'error'
-    throw new ConfigError([
-      { file, line: 1, column: 1, path: '(root)', message: `cannot read the file (${code})` },
-    ])
-  }
+  const text = await readConfigFile(file)
   await loadConfigText(text, file)
   const doc = await parseDocument(text, file)
   // The JSON form must load too (a YAML-only key would not survive the trip).
