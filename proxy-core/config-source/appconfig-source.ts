@@ -15,8 +15,8 @@
 
 import type { IncomingMessage } from 'node:http'
 import type { GetLatestConfigurationCommandOutput } from '@aws-sdk/client-appconfigdata'
+import { lazyModule } from '../lazy-module.ts'
 import { contentVersion } from './content-hash.ts'
-import { sdkModule } from './sdk-module.ts'
 import type { ConfigSource, ConfigVersion, SourceOptions } from './types.ts'
 import { SourceError, SourceKinds } from './types.ts'
 
@@ -132,7 +132,7 @@ export function createAppConfigSource(ids: AppConfigIds, opts: SourceOptions = {
 
   function getData() {
     data ??= import('@aws-sdk/client-appconfigdata')
-      .then((mod) => sdkModule(mod, 'AppConfigDataClient'))
+      .then((mod) => lazyModule(mod, 'AppConfigDataClient'))
       .then((sdk) => ({
         sdk,
         client: new sdk.AppConfigDataClient({

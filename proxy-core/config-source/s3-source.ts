@@ -2,7 +2,7 @@
 // on the last ETag, so an unchanged object costs a 304 and no body. The real `@aws-sdk/client-s3`,
 // loaded on the first check only; its endpoint comes from the SDK's own `AWS_ENDPOINT_URL_S3`.
 
-import { sdkModule } from './sdk-module.ts'
+import { lazyModule } from '../lazy-module.ts'
 import type { ConfigSource, ConfigVersion, SourceOptions } from './types.ts'
 import { SourceError, SourceKinds } from './types.ts'
 
@@ -36,7 +36,7 @@ export function createS3Source(loc: S3Location, opts: SourceOptions = {}): Confi
 
   function getClient() {
     client ??= import('@aws-sdk/client-s3')
-      .then((mod) => sdkModule(mod, 'S3Client'))
+      .then((mod) => lazyModule(mod, 'S3Client'))
       .then((sdk) => ({
         sdk,
         client: new sdk.S3Client({

@@ -6,6 +6,7 @@
 // YAML parser is imported lazily, for YAML files and to find the line of a problem in JSON.
 import { readFile } from 'node:fs/promises'
 import type { MeshConfig } from '../engine/types.ts'
+import { lazyModule } from '../lazy-module.ts'
 import { meshSchema } from './mesh-schema.ts'
 import { normalizeMesh } from './normalize.ts'
 import type { ConfigPath, Problem } from './schema.ts'
@@ -74,9 +75,7 @@ interface ParsedYaml {
 }
 
 async function parseYaml(text: string): Promise<ParsedYaml> {
-  const mod = (await import('yaml')) as YamlModule & { default?: YamlModule }
-  // Bundled as a lazily loaded chunk, the CommonJS build arrives as the default export.
-  const yaml = typeof mod.LineCounter === 'function' ? mod : mod.default!
+  const yaml: YamlModule = lazyModule(await import('yaml'), 'LineCounter')
   const lines = new yaml.LineCounter()
   const doc = yaml.parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true })
   return { doc, lines, yaml }

@@ -3,6 +3,7 @@
 // validate` accepts and what a person wrote. The compiled MeshConfig (milliseconds, expanded
 // defaults) never leaves the process: it is an engine detail, not a format.
 import { ConfigError, loadConfigText, readConfigFile } from '../config/load.ts'
+import { lazyModule } from '../lazy-module.ts'
 
 export type MeshDocument = Record<string, unknown>
 
@@ -30,8 +31,7 @@ export async function parseDocument(text: string, source: string): Promise<MeshD
   let value: unknown
   if (text.trimStart().startsWith('{')) value = JSON.parse(text)
   else {
-    const mod = (await import('yaml')) as typeof import('yaml') & { default?: typeof import('yaml') }
-    const yaml = typeof mod.parse === 'function' ? mod : mod.default!
+    const yaml = lazyModule(await import('yaml'), 'parse')
     value = yaml.parse(text, { maxAliasCount: 100 })
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value))

@@ -10,6 +10,7 @@
 // - The SDK client is loaded only when a config has a cloudmap:// target, and made once per process.
 
 import type { CloudMapTargetConfig, MeshConfig, MeshRuntime } from '../engine/types.ts'
+import { lazyModule } from '../lazy-module.ts'
 
 export interface CloudMapTarget {
   service: string
@@ -300,8 +301,7 @@ export function createSdkDiscover(options: CloudMapClientOptions = {}): Discover
   let client: Promise<{ send: Discover; destroy(): void }> | undefined
   const load = () => {
     client ??= import('@aws-sdk/client-servicediscovery').then((mod) => {
-      // Bundled as a lazily loaded chunk, the CommonJS build arrives as the default export.
-      const sdk = typeof mod.ServiceDiscoveryClient === 'function' ? mod : mod.default
+      const sdk = lazyModule(mod, 'ServiceDiscoveryClient')
       const c = new sdk.ServiceDiscoveryClient({
         ...(options.region === undefined ? {} : { region: options.region }),
         ...(options.endpoint === undefined ? {} : { endpoint: options.endpoint }),
