@@ -2,7 +2,6 @@
 // and for undici: streaming both ways, hop-by-hop headers, failure kinds, keep-alive reuse. Then the
 // sidecar's combined invoker, which speaks HTTP/2 over TLS (through undici) when the upstream offers it.
 
-import { execFileSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import { createServer } from 'node:http'
@@ -18,6 +17,7 @@ import { createHttp1Invoker } from '../../proxy-core/http/http1-client.ts'
 import { createHttpInvoker } from '../../proxy-core/invokers/http-invoker.ts'
 import { createUndiciInvoker } from '../../proxy-core/invokers/http-undici.ts'
 import { attempt, endpoint } from '../helpers/attempt.ts'
+import { makeCert } from '../helpers/certs.ts'
 
 async function text(body: MeshBody): Promise<string> {
   if (body === null) return ''
@@ -207,31 +207,11 @@ describe('the sidecar invoker', () => {
     let h2: Http2SecureServer | undefined
     const tls = createHttpInvoker({ tls: { rejectUnauthorized: false } })
     try {
-      execFileSync(
-        'openssl',
-        [
-          'req',
-          '-x509',
-          '-newkey',
-          'ec',
-          '-pkeyopt',
-          'ec_paramgen_curve:prime256v1',
-          '-nodes',
-          '-keyout',
-          join(dir, 'key.pem'),
-          '-out',
-          join(dir, 'cert.pem'),
-          '-days',
-          '1',
-          '-subj',
-          '/CN=localhost',
-        ],
-        { stdio: 'ignore' },
-      )
+      const made = makeCert(dir, 'localhost')
       h2 = createSecureServer(
         {
-          key: readFileSync(join(dir, 'key.pem')),
-          cert: readFileSync(join(dir, 'cert.pem')),
+          key: readFileSync(made.key),
+          cert: readFileSync(made.cert),
           allowHTTP1: true,
         },
         (req, res) => {

@@ -1,4 +1,4 @@
-// Self-signed TLS material for the webhook tests, made with the machine's openssl (Debian's, checked in
+// Self-signed TLS material for the tests (the webhook, TLS upstreams), made with the machine's openssl (Debian's, checked in
 // TOOLCHAIN.md's machine): a key and a certificate for `localhost`/127.0.0.1, written the way
 // cert-manager writes a Secret volume (tls.crt, tls.key).
 
