@@ -13,7 +13,8 @@ import { request } from 'node:http'
 import { basename, join, resolve } from 'node:path'
 import { processTree, type Started, spawnPinned, stopProcess } from './proc.ts'
 
-export const CONTENDERS = ['direct', 'haproxy', 'nginx', 'meshgate'] as const
+/** `baseline` is the meshgate sidecar built from another tree (`--baseline DIR`): before and after in one run. */
+export const CONTENDERS = ['direct', 'haproxy', 'nginx', 'meshgate', 'baseline'] as const
 export type ContenderName = (typeof CONTENDERS)[number]
 
 /** The mesh service the sidecar routes to; every contender gets requests with this Host header. */
@@ -199,6 +200,8 @@ export interface MeshgateOptions {
   accessLog: boolean
   /** Write a V8 CPU profile here when the sidecar exits. */
   cpuProfDir?: string
+  /** The contender's name (`meshgate` unless it is the `baseline` tree). */
+  name?: 'meshgate' | 'baseline'
   /** More node/V8 flags for the sidecar, e.g. `--max-semi-space-size=2`. */
   nodeFlags?: readonly string[]
   /**
@@ -227,7 +230,8 @@ function sidecarEnv(xrayPort: number): NodeJS.ProcessEnv {
 }
 
 export function startMeshgate(o: MeshgateOptions): MeshgateServer {
-  const file = join(o.dir, 'mesh.yaml')
+  const name = o.name ?? 'meshgate'
+  const file = join(o.dir, `${name}.yaml`)
   writeFileSync(file, meshConfig(o.upstreamPorts, o.accessLog))
   const nodeFlags = [
     ...(o.nodeFlags ?? []),
@@ -249,13 +253,13 @@ export function startMeshgate(o: MeshgateOptions): MeshgateServer {
   ]
   // stdout (the access log, one line per request) goes to /dev/null: reading it here would put its
   // cost on the load generator's core. stderr (notices only) is kept for error messages.
-  const proc = spawnPinned('meshgate', o.cpu, process.execPath, args, {
+  const proc = spawnPinned(name, o.cpu, process.execPath, args, {
     cwd: o.root ?? ROOT,
     env: { ...sidecarEnv(o.xrayPort), ...o.image?.env },
     stdio: ['ignore', 'ignore', 'pipe'],
   })
   return {
-    name: 'meshgate',
+    name,
     url: `http://127.0.0.1:${o.port}/`,
     admin: `http://127.0.0.1:${o.adminPort}`,
     process: proc,

@@ -256,6 +256,7 @@ const LABELS: Record<ContenderName, string> = {
   haproxy: 'HAProxy',
   nginx: 'nginx',
   meshgate: 'meshgate sidecar',
+  baseline: 'meshgate, baseline tree',
 }
 
 const int = (x: number) => (Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : '—')

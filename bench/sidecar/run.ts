@@ -86,6 +86,9 @@ const USAGE = `usage: npm run bench:sidecar -- [options]
   --contenders LIST  comma-separated subset of ${CONTENDERS.join(',')} (default all)
   --meshgate DIR     run the sidecar from another meshgate tree (e.g. an exported older commit
                      with node_modules linked in); default this checkout
+  --baseline DIR     also run the sidecar built from DIR (e.g. a worktree of the commit before a
+                     change, node_modules linked in) as the contender \`baseline\`, in the same
+                     interleaved rounds: before and after in one run
   --node-flags=TEXT  extra node/V8 flags for the sidecar, space-separated (write it with '=':
                      --node-flags='--max-semi-space-size=2'), e.g. to try heap sizes
   --no-access-log    run the sidecar with accessLog: false (default: meshgate's default, on)
@@ -128,6 +131,8 @@ interface Options {
   contenders: ContenderName[]
   accessLog: boolean
   meshgateRoot: string
+  /** Another meshgate tree, run as the `baseline` contender. */
+  baselineRoot: string | undefined
   /** Run the image's bundle with its ENV (the default) rather than bin/meshgate.js. */
   image: boolean
   nodeFlags: string[]
@@ -146,7 +151,8 @@ function parseOptions(argv: string[]): Options | 'help' {
       seconds: { type: 'string' },
       quick: { type: 'boolean', default: false },
       rate: { type: 'string', default: '1000' },
-      contenders: { type: 'string', default: CONTENDERS.join(',') },
+      contenders: { type: 'string' },
+      baseline: { type: 'string' },
       'access-log': { type: 'boolean', default: true },
       meshgate: { type: 'string', default: ROOT },
       'node-flags': { type: 'string', default: '' },
@@ -163,7 +169,12 @@ function parseOptions(argv: string[]): Options | 'help' {
     if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name}: want a positive number, got ${text}`)
     return n
   }
-  const contenders = values.contenders.split(',').map((s) => s.trim())
+  const baselineRoot = values.baseline === undefined ? undefined : resolve(values.baseline)
+  const contenders = (
+    values.contenders ?? CONTENDERS.filter((c) => c !== 'baseline' || baselineRoot !== undefined).join(',')
+  )
+    .split(',')
+    .map((s) => s.trim())
   for (const c of contenders) {
     if (!(CONTENDERS as readonly string[]).includes(c)) {
       throw new Error(`--contenders: unknown ${JSON.stringify(c)} (have ${CONTENDERS.join(', ')})`)
@@ -173,8 +184,17 @@ function parseOptions(argv: string[]): Options | 'help' {
   if (!existsSync(join(meshgateRoot, 'bin', 'meshgate.js'))) {
     throw new Error(`--meshgate: no bin/meshgate.js under ${meshgateRoot}`)
   }
+  for (const [flag, root] of [['baseline', baselineRoot]] as const) {
+    if (root !== undefined && !existsSync(join(root, 'bin', 'meshgate.js'))) {
+      throw new Error(`--${flag}: no bin/meshgate.js under ${root}`)
+    }
+  }
+  if (contenders.includes('baseline') && baselineRoot === undefined) {
+    throw new Error('--contenders: baseline needs --baseline DIR')
+  }
   return {
     meshgateRoot,
+    baselineRoot,
     image: values.image,
     nodeFlags: values['node-flags'].split(/\s+/).filter((f) => f !== ''),
     rounds: Math.round(positive('rounds', values.rounds ?? (values.quick ? '1' : '3'))),
@@ -342,7 +362,9 @@ async function main(): Promise<number> {
   let meshgateStats: unknown
   let profile: string | undefined
   try {
-    const [upA, upB, haproxyPort, nginxPort, mgPort, mgAdmin] = (await freePorts(6)) as [
+    const [upA, upB, haproxyPort, nginxPort, mgPort, mgAdmin, basePort, baseAdmin] = (await freePorts(8)) as [
+      number,
+      number,
       number,
       number,
       number,
@@ -375,6 +397,21 @@ async function main(): Promise<number> {
           ...(opts.cpuProf ? { cpuProfDir: PROFILES } : {}),
         })
         s = meshgate
+      } else if (name === 'baseline') {
+        const root = opts.baselineRoot!
+        s = startMeshgate({
+          name: 'baseline',
+          root,
+          nodeFlags: opts.nodeFlags,
+          ...(opts.image ? { image: await imageSidecar(root, dir, 'baseline') } : {}),
+          dir,
+          cpu: serverCpu,
+          port: basePort,
+          adminPort: baseAdmin,
+          upstreamPorts: [upA, upB],
+          xrayPort,
+          accessLog: opts.accessLog,
+        })
       }
       if (s === undefined) continue
       servers.push(s)
@@ -574,6 +611,9 @@ async function main(): Promise<number> {
   console.log(machineLine(machine))
   const measured =
     revisionLine(revision) +
+    (opts.baselineRoot === undefined
+      ? ''
+      : `; baseline ${revisionLine(meshgateRevision(opts.baselineRoot))}`) +
     (opts.nodeFlags.length === 0 ? '' : `, sidecar started with \`node ${opts.nodeFlags.join(' ')}\``) +
     (opts.accessLog ? '' : ', access log off')
   console.log(measured)
