@@ -42,6 +42,8 @@ export interface DevGateway {
   readonly url: string
   /** Route with this config from the next request on. */
   setConfig(config: MeshConfig): void
+  /** Requests received (their heads read) and not yet answered in full. */
+  inFlight(): number
   /** Requests the edge refused itself (framing, timeouts), by error code. */
   refusals(): Readonly<Record<string, number>>
   close(): Promise<void>
@@ -93,6 +95,7 @@ export async function startDevGateway(opts: DevGatewayOptions): Promise<DevGatew
     setConfig(config) {
       runtime = build(config)
     },
+    inFlight: () => listener.inFlight(),
     refusals: () => listener.refusals(),
     close: () => listener.close(),
   }
