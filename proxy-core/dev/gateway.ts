@@ -11,19 +11,16 @@ import { compileMesh } from '../engine/compile.ts'
 import { ErrorCodes } from '../engine/errors.ts'
 import { edgePath } from '../engine/path-normalize.ts'
 import { createMeshRuntime } from '../engine/runtime.ts'
-import type {
-  Clock,
-  Invokers,
-  MeshBody,
-  MeshConfig,
-  MeshRuntime,
-  TelemetrySink,
-  Timers,
-} from '../engine/types.ts'
+import type { Clock, Invokers, MeshConfig, MeshRuntime, TelemetrySink, Timers } from '../engine/types.ts'
 import { type DownstreamRequest, type Listener, listenHttp1 } from '../http/http1-server.ts'
 import type { EdgeTimeouts } from '../http/limits.ts'
 import { originFormPath } from '../sidecar/mesh-host.ts'
-import { addForwardingHeaders, requestBody, stripHopByHop } from '../sidecar/mesh-request.ts'
+import {
+  addForwardingHeaders,
+  downstreamBody,
+  incompleteBody,
+  stripHopByHop,
+} from '../sidecar/mesh-request.ts'
 import { sidecarError } from '../sidecar/write-response.ts'
 
 export interface DevGatewayOptions {
@@ -61,14 +58,9 @@ async function serveGateway(req: DownstreamRequest, runtime: MeshRuntime): Promi
   const edge = edgePath(target, runtime.config.pathNormalization)
   if (!edge.ok) return req.respond(edge.refusal, false)
   addForwardingHeaders(headers, req.remoteAddress, { proto: 'http' })
-  let body: MeshBody
-  try {
-    const read = requestBody(req.body, req.contentLength, req.contentLength < 0)
-    body = read instanceof Promise ? await read : read
-  } catch {
-    // The body broke off before its declared end (the client left, or the edge timed it out).
-    return req.respond(sidecarError(ErrorCodes.badRequest, 'request body incomplete'), true)
-  }
+  const read = downstreamBody(req)
+  const body = read instanceof Promise ? await read : read
+  if (body === undefined) return req.respond(incompleteBody(), true)
   const meshReq = { method: req.method, path: edge.path, headers, body, remoteAddress: req.remoteAddress }
   const out = await runtime.handleGateway(meshReq, { signal: req.signal, ownsHeaders: true })
   return req.respond(out, false)

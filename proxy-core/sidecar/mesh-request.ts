@@ -4,9 +4,12 @@
 // header map is ours to edit in place.
 
 import { randomUUID } from 'node:crypto'
-import type { HeaderMap, MeshBody } from '../engine/types.ts'
+import { ErrorCodes } from '../engine/errors.ts'
+import type { HeaderMap, MeshBody, MeshResponse } from '../engine/types.ts'
 import { connectionTokens, dropHeader, keepTe } from '../http/header-policy.ts'
+import type { DownstreamRequest } from '../http/http1-server.ts'
 import { MAX_BUFFERED_BODY } from './limits.ts'
+import { sidecarError } from './write-response.ts'
 
 /**
  * Drops hop-by-hop headers from a parsed header map, in place: those RFC 9110 §7.6.1 names, those the
@@ -76,4 +79,19 @@ async function readWhole(body: AsyncIterable<Uint8Array>, length: number): Promi
   }
   if (off !== buf.length) throw new Error('request body shorter than its Content-Length')
   return buf
+}
+
+/**
+ * The body of a request from the edge's server as the pipeline gets it (`requestBody`): at once when it
+ * is in hand, else once read. Undefined when it broke off before its declared end (the client left, or
+ * the edge timed it out): the caller answers `incompleteBody()` and closes the connection.
+ */
+export function downstreamBody(req: DownstreamRequest): MeshBody | Promise<MeshBody | undefined> {
+  const read = requestBody(req.body, req.contentLength, req.contentLength < 0)
+  return read instanceof Promise ? read.catch(() => undefined) : read
+}
+
+/** The answer to a request whose body broke off (`downstreamBody`). */
+export function incompleteBody(): MeshResponse {
+  return sidecarError(ErrorCodes.badRequest, 'request body incomplete')
 }
