@@ -11,6 +11,7 @@ import {
 import type { Clock, Endpoint, Invoker, MeshResponse, RequestEvent, TelemetrySink } from '../engine/types.ts'
 import { FailureKinds, UpstreamFailure } from '../engine/types.ts'
 import type { DownstreamRequest } from './http1-server.ts'
+import { originFormPath } from './mesh-host.ts'
 import { addForwardingHeaders, stripHopByHop } from './mesh-request.ts'
 import type { SidecarTracing } from './tracing.ts'
 
@@ -40,19 +41,6 @@ function failureResponse(err: unknown): { res: MeshResponse; code: string } {
   return { res: errorResponse(meshErr), code: meshErr.code }
 }
 
-const ABSOLUTE_PATH = /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\/[^/?#]*([^#]*)/
-
-/**
- * `http://host/a?b` → `/a?b`, the path as sent: WHATWG's URL parser would resolve dot segments on its
- * own terms before the normalizer could judge the path. Anything unparsable → undefined.
- */
-function originFormPath(url: string): string | undefined {
-  const m = ABSOLUTE_PATH.exec(url)
-  if (m === null) return undefined
-  const path = m[1]!
-  return path === '' ? '/' : path.startsWith('?') ? `/${path}` : path
-}
-
 export function createInboundHandler(deps: InboundDeps) {
   const endpoint: Endpoint = Object.freeze({
     id: new URL(deps.app).origin,
@@ -70,7 +58,7 @@ export function createInboundHandler(deps: InboundDeps) {
     const method = req.method
     // Absolute form is allowed here too (a caller's HTTP proxy); only the path goes to the app, and
     // only in its normal form (the app's own router must not see what the mesh did not judge).
-    const raw = req.url.startsWith('/') ? req.url : originFormPath(req.url)
+    const raw = originFormPath(req.url)
     const edge = edgePath(raw ?? '', deps.pathNormalization?.() ?? DEFAULT_PATH_NORMALIZATION)
     const path = edge.ok ? edge.path : (raw ?? req.url)
     const headers = req.headers

@@ -53,10 +53,26 @@ export function resolveOutbound(
     // userinfo (`http://user@host/`) is not allowed in http URLs (RFC 9110 §4.2.4).
     if (m[2]!.includes('@')) return { kind: 'bad', reason: 'userinfo in the request target' }
     authority = m[2]!
-    path = m[3] === '' || m[3] === undefined ? '/' : m[3]
-    if (path.startsWith('?')) path = `/${path}`
+    path = absolutePath(m[3])
   }
   const service = serviceName(authority)
   if (service === '' || !isService(service)) return { kind: 'unknown', service, path }
   return { kind: 'service', service, path, authority }
+}
+
+/** The path part of an absolute-form target, in origin form: `` → `/`, `?q` → `/?q`. */
+function absolutePath(path: string | undefined): string {
+  if (path === undefined || path === '') return '/'
+  return path.startsWith('?') ? `/${path}` : path
+}
+
+/**
+ * The path (with its query) of a request target, as sent: origin form unchanged, absolute form
+ * (`http://host/a?b`) its path. Not WHATWG's URL parser, which would resolve dot segments on its own
+ * terms before the normalizer (`edgePath`) could judge the path. Any other form: undefined.
+ */
+export function originFormPath(url: string): string | undefined {
+  if (url.startsWith('/')) return url
+  const m = ABSOLUTE.exec(url)
+  return m === null ? undefined : absolutePath(m[3])
 }

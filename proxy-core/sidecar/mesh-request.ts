@@ -1,76 +1,19 @@
 // From a downstream request to the engine's MeshRequest: hop-by-hop headers dropped, the forwarding
-// headers set, small bodies read into memory. Two sources: the outbound listener's own server, whose
-// parsed header map is ours to edit in place, and node's IncomingMessage (the inbound listener, the dev
-// gateway), whose headers are copied once straight from `rawHeaders`.
+// headers set, small bodies read into memory. Every listener that takes requests (the sidecar's
+// outbound and inbound, the dev gateway) is the HTTP edge's server (http/http1-server.ts), whose parsed
+// header map is ours to edit in place.
 
 import { randomUUID } from 'node:crypto'
-import type { IncomingMessage } from 'node:http'
-import type { HeaderMap, MeshBody, MeshRequest } from '../engine/types.ts'
-import { connectionTokens, dropHeader, keepTe } from '../invokers/hop-by-hop.ts'
+import { ErrorCodes } from '../engine/errors.ts'
+import type { HeaderMap, MeshBody, MeshResponse } from '../engine/types.ts'
+import { connectionTokens, dropHeader, keepTe } from '../http/header-policy.ts'
+import type { DownstreamRequest } from '../http/http1-server.ts'
 import { MAX_BUFFERED_BODY } from './limits.ts'
-
-export interface DownstreamHeaders {
-  headers: HeaderMap
-  /** The Host header as sent (before any absolute-form override). */
-  host: string | undefined
-  /** Declared body length, or -1 when none was declared. */
-  contentLength: number
-  /** True when the body comes chunked (its length unknown up front). */
-  chunked: boolean
-}
-
-/** `::ffff:10.0.0.1` → `10.0.0.1`: the mapped form is an artefact of dual-stack sockets. */
-export function peerAddress(req: IncomingMessage): string | undefined {
-  const a = req.socket.remoteAddress
-  return a?.startsWith('::ffff:') ? a.slice(7) : a
-}
+import { sidecarError } from './write-response.ts'
 
 /**
- * Copies the request headers once into a fresh map (null prototype: a header named `__proto__` or
- * `constructor` is just a header), without hop-by-hop ones. Repeated headers become arrays, so they go
- * upstream as sent; Host and Content-Length keep their first value.
- */
-export function copyHeaders(req: IncomingMessage): DownstreamHeaders {
-  const raw = req.rawHeaders
-  const headers: HeaderMap = Object.create(null)
-  // Repeated Connection or TE lines are one comma-separated list (RFC 9110 §5.3).
-  let connection: string | undefined
-  let te: string | undefined
-  let chunked = false
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!.toLowerCase()
-    const value = raw[i + 1]!
-    if (name === 'connection') {
-      connection = connection === undefined ? value : `${connection},${value}`
-      continue
-    }
-    if (name === 'te') {
-      te = te === undefined ? value : `${te},${value}`
-      continue
-    }
-    if (name === 'transfer-encoding') {
-      chunked = true
-      continue
-    }
-    if (dropHeader(name, undefined)) continue
-    const prev = headers[name]
-    if (prev === undefined) headers[name] = value
-    else if (name === 'host' || name === 'content-length') continue
-    else if (typeof prev === 'string') headers[name] = [prev, value]
-    else prev.push(value)
-  }
-  const listed = connectionTokens(connection)
-  if (listed !== undefined) for (const name of listed) delete headers[name]
-  if (keepTe(te)) headers.te = 'trailers'
-  const cl = headers['content-length']
-  const contentLength = typeof cl === 'string' && /^\d+$/.test(cl) ? Number(cl) : -1
-  const host = typeof headers.host === 'string' ? headers.host : undefined
-  return { headers, host, contentLength, chunked }
-}
-
-/**
- * Drops hop-by-hop headers from a parsed header map, in place (see `copyHeaders`). Returns the Host
- * header as sent.
+ * Drops hop-by-hop headers from a parsed header map, in place: those RFC 9110 §7.6.1 names, those the
+ * Connection header lists, and TE unless it is `trailers`. Returns the Host header as sent.
  */
 export function stripHopByHop(headers: HeaderMap): string | undefined {
   const connection = headers.connection
@@ -138,17 +81,17 @@ async function readWhole(body: AsyncIterable<Uint8Array>, length: number): Promi
   return buf
 }
 
-/** The whole conversion for one downstream request; `path` is already normalized (`edgePath`). */
-export async function toMeshRequest(
-  req: IncomingMessage,
-  info: DownstreamHeaders,
-  path: string,
-  opts: ForwardingOptions,
-): Promise<MeshRequest> {
-  const peer = peerAddress(req)
-  addForwardingHeaders(info.headers, peer, opts)
-  const body = await requestBody(req, info.contentLength, info.chunked)
-  const out: MeshRequest = { method: req.method ?? 'GET', path, headers: info.headers, body }
-  if (peer !== undefined) out.remoteAddress = peer
-  return out
+/**
+ * The body of a request from the edge's server as the pipeline gets it (`requestBody`): at once when it
+ * is in hand, else once read. Undefined when it broke off before its declared end (the client left, or
+ * the edge timed it out): the caller answers `incompleteBody()` and closes the connection.
+ */
+export function downstreamBody(req: DownstreamRequest): MeshBody | Promise<MeshBody | undefined> {
+  const read = requestBody(req.body, req.contentLength, req.contentLength < 0)
+  return read instanceof Promise ? read.catch(() => undefined) : read
+}
+
+/** The answer to a request whose body broke off (`downstreamBody`). */
+export function incompleteBody(): MeshResponse {
+  return sidecarError(ErrorCodes.badRequest, 'request body incomplete')
 }

@@ -4,10 +4,10 @@
 
 import { ErrorCodes } from '../engine/errors.ts'
 import { edgePath } from '../engine/path-normalize.ts'
-import type { HeaderMap, MeshBody, MeshRuntime, RequestContext, TraceContext } from '../engine/types.ts'
+import type { HeaderMap, MeshRuntime, RequestContext, TraceContext } from '../engine/types.ts'
 import type { DownstreamRequest } from './http1-server.ts'
 import { resolveOutbound } from './mesh-host.ts'
-import { addForwardingHeaders, requestBody, stripHopByHop } from './mesh-request.ts'
+import { addForwardingHeaders, downstreamBody, incompleteBody, stripHopByHop } from './mesh-request.ts'
 import { sidecarError } from './write-response.ts'
 
 export interface OutboundDeps {
@@ -40,14 +40,9 @@ export function createOutboundHandler(deps: OutboundDeps) {
       proto: 'http',
       ...(req.url.startsWith('/') ? {} : { authority: target.authority }),
     })
-    let body: MeshBody
-    try {
-      const read = requestBody(req.body, req.contentLength, req.contentLength < 0)
-      body = read instanceof Promise ? await read : read
-    } catch {
-      // The body broke off before its declared end: the client is gone or broken.
-      return req.respond(sidecarError(ErrorCodes.badRequest, 'request body incomplete'), true)
-    }
+    const read = downstreamBody(req)
+    const body = read instanceof Promise ? await read : read
+    if (body === undefined) return req.respond(incompleteBody(), true)
     // The client going away cancels the upstream work (the pipeline passes the signal to every attempt).
     const ctx: RequestContext = { signal: req.signal, ownsHeaders: true }
     const trace = deps.trace?.(headers)

@@ -18,6 +18,8 @@ export interface UpstreamBehaviour {
   failStatus?: number
   /** Wait this long before answering, in ms. Default 0. */
   delayMs?: number
+  /** Answer only once this resolves: a gate the test opens (test/helpers/gate.ts). */
+  hold?: Promise<void>
   /**
    * `json` (default): `{upstream, method, url, headers, bodyBytes}` after reading the whole body;
    * `echo`: the request body streamed back as it arrives; `count`: reads the body without keeping it
@@ -82,6 +84,7 @@ export async function startUpstream(
       if (recorded.length > MAX_RECORDED) recorded = recorded.slice(-MAX_RECORDED)
     }
     if ((b.delayMs ?? 0) > 0) await new Promise((r) => setTimeout(r, b.delayMs))
+    if (b.hold !== undefined) await b.hold
     if (res.destroyed) return
     res.setHeader('x-upstream', name)
     for (const [k, v] of Object.entries(b.headers ?? {})) res.setHeader(k, v)

@@ -288,10 +288,10 @@ describe('response framing', () => {
     })
     const inv = invoker({ bodyTimeout: 100 })
     const res = await inv.invoke(attempt(), endpoint(up.origin), soon())
-    const started = performance.now()
+    // The upstream neither sends the rest nor closes: only the client's body timer can end the stream,
+    // and it is the client that then closes the connection.
     const err = await failureOf(bytes(res.body))
     expect(err.kind).toBe('reset')
-    expect(performance.now() - started).toBeLessThan(1500)
     expect(await within(up.closes[0]!, 1000)).toBe('settled')
   })
 })
@@ -427,11 +427,10 @@ describe('malformed responses fail as a reset and close the connection', () => {
   it('a response head larger than maxHeaderSize, whole or still unfinished', async () => {
     const big = `HTTP/1.1 200 OK\r\nx-big: ${'a'.repeat(2000)}\r\ncontent-length: 2\r\n\r\nok`
     expect((await malformed(big, { maxHeaderSize: 1024 })).kind).toBe('reset')
-    // The end of the head never comes: the client gives up once the limit is passed, not at a timeout.
-    const started = performance.now()
+    // The end of the head never comes: the client gives up once the limit is passed, not at a timeout
+    // (the invoker's read timeout is set far beyond the test's own).
     const endless = `HTTP/1.1 200 OK\r\nx-big: ${'a'.repeat(2000)}`
-    expect((await malformed(endless, { maxHeaderSize: 1024 })).kind).toBe('reset')
-    expect(performance.now() - started).toBeLessThan(1500)
+    expect((await malformed(endless, { maxHeaderSize: 1024, bodyTimeout: 600_000 })).kind).toBe('reset')
     // Just under the limit is fine.
     const up = await rawUpstream((_req, socket) =>
       socket.write(`HTTP/1.1 200 OK\r\nx-big: ${'a'.repeat(900)}\r\ncontent-length: 2\r\n\r\nok`),
@@ -702,10 +701,9 @@ describe('pools, aborts and failures', () => {
       // Never answers.
     })
     const inv = invoker()
-    const started = performance.now()
+    // The upstream never answers: only the signal can end the call (AbortSignal.timeout's own error).
     const err = await failureOf(inv.invoke(attempt(), endpoint(up.origin), AbortSignal.timeout(50)))
     expect(err.kind).toBe('timeout')
-    expect(performance.now() - started).toBeLessThan(1000)
     expect(await within(up.closes[0]!, 1000)).toBe('settled')
     expect(await holdsWithin(() => inv.stats()[up.origin]!.connected === 0)).toBe(true)
     expect(inv.stats()[up.origin]!.running).toBe(0)
@@ -828,14 +826,15 @@ describe('streaming bodies', () => {
 
 describe('idle keep-alive connections', () => {
   it('closes a pooled connection once it has been idle for keepAliveTimeout', async () => {
-    const up = await httpUpstream((_req, res) => res.end('ok'))
+    // An upstream that never closes a connection itself.
+    const up = await rawUpstream((_req, socket) => socket.write(OK))
     const inv = invoker({ keepAliveTimeout: 200 })
     const res = await inv.invoke(attempt(), endpoint(up.origin), soon())
     expect(await text(res.body)).toBe('ok')
     expect(inv.stats()[up.origin]!.connected).toBe(1)
-    // 200 ms idle, then some slack: by 600 ms the client has closed it.
-    expect(await within(up.closes[0]!, 600)).toBe('settled')
-    expect(await holdsWithin(() => inv.stats()[up.origin]!.connected === 0, 200)).toBe(true)
+    // The upstream never closes: the client's idle timer is what closes this one.
+    expect(await within(up.closes[0]!, 10_000)).toBe('settled')
+    expect(await holdsWithin(() => inv.stats()[up.origin]!.connected === 0)).toBe(true)
   })
 
   it('never reuses a connection idle for longer than keepAliveTimeout', async () => {

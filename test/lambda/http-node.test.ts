@@ -5,11 +5,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { AttemptRequest, Endpoint } from '../../proxy-core/engine/types.ts'
 import { UpstreamFailure } from '../../proxy-core/engine/types.ts'
 import { createNodeHttpInvoker, stripHopByHop } from '../../proxy-core/invokers/http-node.ts'
+import { createGate } from '../helpers/gate.ts'
 
 let server: Server
 let origin: string
 let last: { headers: IncomingHttpHeaders; body: string; url: string } | undefined
 const sockets = new Set<unknown>()
+/** `/slow` opens `slowArrived` when it has the request, and answers once the test opens `slowAnswer`. */
+let slowArrived = createGate()
+let slowAnswer = createGate()
 
 beforeAll(async () => {
   server = createServer((req, res) => {
@@ -23,7 +27,8 @@ beforeAll(async () => {
         return
       }
       if (req.url === '/slow') {
-        setTimeout(() => res.end('late'), 1000)
+        slowArrived.open()
+        void slowAnswer.opened.then(() => res.end('late'))
         return
       }
       res.writeHead(201, { 'x-up': '1', 'set-cookie': ['a=1', 'b=2'], connection: 'keep-alive' })
@@ -36,6 +41,7 @@ beforeAll(async () => {
 })
 
 afterAll(async () => {
+  slowAnswer.open()
   server.closeAllConnections()
   await new Promise<void>((resolve) => server.close(() => resolve()))
 })
@@ -124,9 +130,16 @@ describe('createNodeHttpInvoker', () => {
     expect(await failure(invoker.invoke(req('/reset'), ep(origin), new AbortController().signal))).toBe(
       'reset',
     )
-    const started = Date.now()
-    expect(await failure(invoker.invoke(req('/slow'), ep(origin), AbortSignal.timeout(100)))).toBe('timeout')
-    expect(Date.now() - started).toBeLessThan(800)
+    slowArrived = createGate()
+    slowAnswer = createGate()
+    const timer = new AbortController()
+    const aborted = failure(invoker.invoke(req('/slow'), ep(origin), timer.signal))
+    await slowArrived.opened
+    timer.abort()
+    expect(await aborted).toBe('timeout')
+    // Failed while the upstream still held its answer: the abort ended the call, not the upstream.
+    expect(slowAnswer.isOpen).toBe(false)
+    slowAnswer.open()
   })
 
   it('stripHopByHop drops the Connection-listed headers too', () => {

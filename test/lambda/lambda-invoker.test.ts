@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { AttemptRequest, Endpoint } from '../../proxy-core/engine/types.ts'
 import { UpstreamFailure } from '../../proxy-core/engine/types.ts'
 import { createLambdaInvoker } from '../../proxy-core/invokers/lambda-invoker.ts'
+import { createGate } from '../helpers/gate.ts'
 
 interface Seen {
   name: string
@@ -14,6 +15,10 @@ interface Seen {
   invocationType: string | undefined
   event: Record<string, unknown>
 }
+
+/** `slow` opens `slowArrived` when it is invoked, and answers once the test opens `slowAnswer`. */
+let slowArrived = createGate()
+let slowAnswer = createGate()
 
 type Fn = (event: Record<string, unknown>, req: IncomingMessage, res: ServerResponse) => void
 
@@ -47,7 +52,8 @@ const functions: Record<string, Fn> = {
       )
   },
   slow(_event, _req, res) {
-    setTimeout(() => res.writeHead(200).end('{"statusCode":200,"body":"late"}'), 2000)
+    slowArrived.open()
+    void slowAnswer.opened.then(() => res.writeHead(200).end('{"statusCode":200,"body":"late"}'))
   },
   hangup(_event, req) {
     req.socket.destroy()
@@ -94,6 +100,7 @@ beforeAll(async () => {
 })
 
 afterAll(async () => {
+  slowAnswer.open()
   server.closeAllConnections()
   await new Promise<void>((resolve) => server.close(() => resolve()))
 })
@@ -172,10 +179,16 @@ describe('createLambdaInvoker (real client-lambda, local Invoke endpoint)', () =
 
   it('stops on abort with a timeout', async () => {
     const invoker = createLambdaInvoker({ endpoint })
-    const started = Date.now()
-    const failure = await failureOf(invoker.invoke(req, ep('slow'), AbortSignal.timeout(150)))
-    expect(failure.kind).toBe('timeout')
-    expect(Date.now() - started).toBeLessThan(1500)
+    slowArrived = createGate()
+    slowAnswer = createGate()
+    const timer = new AbortController()
+    const failed = failureOf(invoker.invoke(req, ep('slow'), timer.signal))
+    await slowArrived.opened
+    timer.abort()
+    expect((await failed).kind).toBe('timeout')
+    // Failed while the function still held its result: the abort ended the call, not the function.
+    expect(slowAnswer.isOpen).toBe(false)
+    slowAnswer.open()
   })
 
   it('reports a refused connection as connect-failure', async () => {
