@@ -1,0 +1,40 @@
+// The controller's view of the live config: read the document, publish a new version of it. Over the
+// control module's stores (AppConfig: a hosted version deployed AllAtOnce, since the rollout itself is
+// the gradual part; S3: the object). Another caller (meshgate dev) can hand in a store of its own.
+import { createAppConfigStore } from '../control/appconfig-store.ts'
+import { type LiveConfigUrl, parseLiveConfigUrl } from '../control/config-url.ts'
+import { readLive } from '../control/live-config.ts'
+import { checkDocument, type MeshDocument, renderDocument } from '../control/mesh-document.ts'
+import { createS3Store } from '../control/s3-store.ts'
+
+export interface LiveStore {
+  /** For messages: the URL. */
+  readonly name: string
+  read(): Promise<{ doc: MeshDocument; version: string }>
+  /** Validates, publishes, and returns the new version's name. */
+  publish(doc: MeshDocument, description: string): Promise<string>
+}
+
+/** AppConfig keeps at most 1024 characters of a description. */
+const DESCRIPTION_MAX = 1024
+
+export function createLiveStore(urlText: string): LiveStore {
+  const url: LiveConfigUrl = parseLiveConfigUrl(urlText)
+  return {
+    name: url.url,
+    read: () => readLive(url),
+    async publish(doc, description) {
+      await checkDocument(doc, `${url.url} (rollout)`)
+      const content = renderDocument(doc)
+      if (url.kind === 'appconfig') {
+        const r = await (await createAppConfigStore(url)).publish(content, {
+          strategy: 'AppConfig.AllAtOnce',
+          description: description.slice(0, DESCRIPTION_MAX),
+        })
+        return `version ${r.version}`
+      }
+      const r = await (await createS3Store(url)).put(content)
+      return `ETag ${r.etag}`
+    },
+  }
+}
