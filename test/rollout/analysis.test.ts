@@ -26,7 +26,10 @@ const anySeries = fc.record({
 const anyPolicy = fc.record({
   minRequests: fc.integer({ min: 1, max: 5000 }),
   errorRate: fc.record(
-    { max: fc.double({ min: 0, max: 100, noNaN: true }), maxAboveStable: fc.double({ min: 0, max: 100, noNaN: true }) },
+    {
+      max: fc.double({ min: 0, max: 100, noNaN: true }),
+      maxAboveStable: fc.double({ min: 0, max: 100, noNaN: true }),
+    },
     { requiredKeys: [] },
   ),
   latencyP99: fc.record(
