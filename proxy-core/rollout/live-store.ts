@@ -18,6 +18,19 @@ export interface LiveStore {
 /** AppConfig keeps at most 1024 characters of a description. */
 const DESCRIPTION_MAX = 1024
 
+/**
+ * A version's description travels as an HTTP header (CreateHostedConfigurationVersion's
+ * `Description`), which takes visible ASCII only: the arrows and signs of a decision line in ASCII.
+ */
+export function headerSafe(text: string): string {
+  return text
+    .replaceAll('→', '->')
+    .replaceAll('≤', '<=')
+    .replaceAll('≥', '>=')
+    .replace(/[^\x20-\x7e]/g, '?')
+    .slice(0, DESCRIPTION_MAX)
+}
+
 export function createLiveStore(urlText: string): LiveStore {
   const url: LiveConfigUrl = parseLiveConfigUrl(urlText)
   return {
@@ -29,7 +42,7 @@ export function createLiveStore(urlText: string): LiveStore {
       if (url.kind === 'appconfig') {
         const r = await (await createAppConfigStore(url)).publish(content, {
           strategy: 'AppConfig.AllAtOnce',
-          description: description.slice(0, DESCRIPTION_MAX),
+          description: headerSafe(description),
         })
         return `version ${r.version}`
       }
