@@ -7,7 +7,15 @@ import { type AnalysisPolicy, analysisPolicy, analyze, type Verdict } from './an
 import type { LiveStore } from './live-store.ts'
 import type { MetricReader } from './metric-reader.ts'
 import type { DecisionEntry, RolloutPhase } from './rollout-schema.ts'
-import { advance, canaryWeight, findRollouts, type RolloutRef, stepStart, stepsOf } from './state.ts'
+import {
+  advance,
+  canaryWeight,
+  findRollouts,
+  type RolloutRef,
+  startRollout,
+  stepStart,
+  stepsOf,
+} from './state.ts'
 
 export interface Clock {
   now(): number
@@ -90,8 +98,22 @@ export function createRolloutController(opts: RolloutControllerOptions): Rollout
       for (const ref of refs) {
         const report = reportOf(ref, routeTo(doc, ref))
         reports.push(report)
+        // A block published without a status (written by hand, or in a mesh file) starts here.
+        if (ref.rollout.status === undefined) {
+          const started = startRollout(doc, ref.service, ref.route, {}, now)
+          if (started) {
+            doc = started.doc
+            report.phase = 'progressing'
+            report.step = 1
+            report.weight = started.entry.weight
+            report.decision = started.entry
+            report.log = [started.entry]
+            lines.push(started.summary)
+          }
+          continue
+        }
         const status = ref.rollout.status
-        if (status?.phase !== 'progressing') continue
+        if (status.phase !== 'progressing') continue
         const keys = [ref.rollout.canary, ref.rollout.stable].map((target) => ({
           mesh,
           service: ref.service,

@@ -22,6 +22,7 @@ export {
   reportOf,
   type TickResult,
 } from './controller.ts'
+export { createDevRollouts, type DevRolloutView } from './dev-rollouts.ts'
 export { createRolloutHandler, type RolloutHandlerOptions } from './lambda-handler.ts'
 export { createLiveStore, type LiveStore } from './live-store.ts'
 export { createMetricReader, type MetricReader, type SeriesKey } from './metric-reader.ts'

@@ -134,13 +134,22 @@ export function histogramQuantile(q: number, buckets: ReadonlyMap<number, number
 }
 
 export function createScrapeReader(opts: { urls: readonly string[] }): MetricReader {
-  const baselines = new Map<string, { start: number; totals: Totals }>()
   const metricsUrl = (u: string) => `${u.replace(/\/+$/, '')}/metrics`
+  return createTextReader(`sidecars (${opts.urls.join(', ')})`, () =>
+    Promise.all(opts.urls.map((u) => getText(metricsUrl(u)))),
+  )
+}
+
+/**
+ * Cumulative Prometheus texts from anywhere (scraped, or formatted from in-process registries by
+ * `meshgate dev`), summed over the texts and differenced against the window's first read.
+ */
+export function createTextReader(name: string, texts: () => Promise<readonly string[]>): MetricReader {
+  const baselines = new Map<string, { start: number; totals: Totals }>()
   return {
-    name: `sidecars (${opts.urls.join(', ')})`,
+    name,
     async read(keys, startMs) {
-      const texts = await Promise.all(opts.urls.map((u) => getText(metricsUrl(u))))
-      const samples = texts.flatMap(parsePrometheusText)
+      const samples = (await texts()).flatMap(parsePrometheusText)
       return keys.map((k): TargetSeries => {
         const now = totalsOf(samples, k)
         const id = `${k.mesh}/${k.service}/${k.route}/${k.target}`
