@@ -143,19 +143,30 @@ export function createDevRollouts(opts: DevRolloutsOptions): DevRollouts {
       return findRollouts(doc).map((ref) => {
         const fromDoc = view(reportOf(ref, services[ref.service]?.routes?.[ref.index]?.to))
         const seen = last.get(`${ref.service}/${ref.route}`)
-        return seen && seen.step === fromDoc.step && seen.phase === fromDoc.phase
-          ? {
-              ...fromDoc,
-              ...(seen.canaryWindow ? { canaryWindow: seen.canaryWindow } : {}),
-              ...(seen.stableWindow ? { stableWindow: seen.stableWindow } : {}),
-              ...(seen.reason ? { reason: seen.reason } : {}),
-            }
-          : {
-              ...fromDoc,
-              ...(seen?.canaryWindow && fromDoc.phase !== 'progressing'
-                ? { canaryWindow: seen.canaryWindow, stableWindow: seen.stableWindow }
-                : {}),
-            }
+        if (seen && seen.step === fromDoc.step && seen.phase === fromDoc.phase) {
+          const { canaryWindow, stableWindow, reason } = seen
+          return {
+            ...fromDoc,
+            ...(canaryWindow ? { canaryWindow } : {}),
+            ...(stableWindow ? { stableWindow } : {}),
+            ...(reason ? { reason } : {}),
+          }
+        }
+        // No look at this step yet: the numbers the last decision was made on.
+        const decided = [...fromDoc.log].reverse().find((e) => e.canary !== undefined)
+        if (!decided?.canary || !decided.stable) return fromDoc
+        const window = (w: NonNullable<DecisionEntry['canary']>): WindowSummary => ({
+          requests: w.requests,
+          errors: Math.round(((w.errorRate ?? 0) * w.requests) / 100),
+          ...(w.errorRate !== undefined ? { errorRate: w.errorRate } : {}),
+          ...(w.p99Ms !== undefined ? { p99Ms: w.p99Ms } : {}),
+        })
+        return {
+          ...fromDoc,
+          canaryWindow: window(decided.canary),
+          stableWindow: window(decided.stable),
+          reason: `${decided.decision}: ${decided.detail}`,
+        }
       })
     },
     close() {

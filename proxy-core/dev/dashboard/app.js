@@ -454,7 +454,12 @@ function renderRollouts(s) {
     .map((r) => {
       const steps = r.steps
         .map((w, i) => {
-          const cls = i + 1 < r.step ? 'done' : i + 1 === r.step ? 'current' : ''
+          const cls =
+            r.phase === 'promoted' || i + 1 < r.step
+              ? 'done'
+              : i + 1 === r.step && r.phase === 'progressing'
+                ? 'current'
+                : ''
           return `<span class="step ${cls}">${w}%</span>`
         })
         .join('')
