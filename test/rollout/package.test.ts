@@ -2,6 +2,7 @@
 // only with a live config, and a role that may read and publish that one profile and read metrics.
 import { execFile } from 'node:child_process'
 import { readFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -59,8 +60,21 @@ describe('functions/rollout in serverless package', () => {
   }, 150_000)
 
   it('with the bundled file: the schedule is off and the role has no permission beyond logs', async () => {
-    const t = await packageWith()
-    expect(rule(t).Properties).toMatchObject({ State: 'DISABLED' })
-    expect(statements(t)).toEqual([])
-  }, 150_000)
+    // The same functions serverless.yml calls, without another packaging run.
+    const resources = createRequire(import.meta.url)(join(ROOT, 'infra/serverless/mesh-resources.cjs'))
+    const settings = { config: 'infra/examples/bookinfo.yaml', source: '', functions: {} }
+    const resolveConfigurationProperty = async () => settings
+    expect(await resources.rolloutEnabled({ resolveConfigurationProperty })).toBe(false)
+    const roles = await resources.roles({ resolveConfigurationProperty })
+    expect(roles.MeshgateRolloutRole.Properties.Policies).toBeUndefined()
+    settings.source = 's3://mesh-config/bookinfo/mesh.json'
+    expect(await resources.rolloutEnabled({ resolveConfigurationProperty })).toBe(true)
+    expect(
+      resources.rolloutStatements({ kind: 's3', bucket: 'mesh-config', key: 'bookinfo/mesh.json' })[1],
+    ).toEqual({
+      Effect: 'Allow',
+      Action: ['s3:GetObject', 's3:PutObject'],
+      Resource: { 'Fn::Sub': `arn:\${AWS::Partition}:s3:::mesh-config/bookinfo/mesh.json` },
+    })
+  })
 })
