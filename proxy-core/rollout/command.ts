@@ -4,7 +4,7 @@ import { parseCommandArgs, stringOpt, UsageError } from '../cli/args.ts'
 import { parseDuration } from '../config/duration.ts'
 import { reportFailure } from '../control/report.ts'
 import { type Clock, createRolloutController, type RolloutReport, reportOf } from './controller.ts'
-import { createLiveStore, type LiveStore } from './live-store.ts'
+import { createLiveStore, LiveConflictError, type LiveStore } from './live-store.ts'
 import { createMetricReader, MetricsSpecError } from './metric-reader.ts'
 import { MetricsReadError } from './prometheus-reader.ts'
 import { abortRollout, findRollouts, isLive, pauseRollout, RolloutError, startRollout } from './state.ts'
@@ -134,8 +134,11 @@ async function drive(
         }
       } catch (e) {
         // A failed read or publish (throttling, a conflict with another publisher) is retried next tick.
-        if (!(e instanceof MetricsReadError || (e as { $metadata?: unknown }).$metadata !== undefined))
-          throw e
+        const retryable =
+          e instanceof MetricsReadError ||
+          e instanceof LiveConflictError ||
+          (e as { $metadata?: unknown }).$metadata !== undefined
+        if (!retryable) throw e
         out(`${new Date().toISOString()} tick failed, retrying: ${(e as Error).message}`)
       }
       if (once || stop) return 0

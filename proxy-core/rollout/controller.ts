@@ -140,7 +140,7 @@ export function createRolloutController(opts: RolloutControllerOptions): Rollout
         lines.push(change.summary)
       }
       if (lines.length === 0) return { version: live.version, rollouts: reports }
-      const published = await opts.store.publish(doc, `meshgate rollout: ${lines.join(' | ')}`)
+      const published = await opts.store.publish(doc, `meshgate rollout: ${lines.join(' | ')}`, live.version)
       for (const l of lines) log(`${l} (published ${published})`)
       return { version: live.version, published, rollouts: reports }
     },

@@ -8,7 +8,7 @@ import { createMetricsRegistry, type MetricsRegistry } from '../telemetry/metric
 import { formatPrometheus } from '../telemetry/prometheus.ts'
 import type { WindowSummary } from './analysis.ts'
 import { type Clock, createRolloutController, type RolloutReport, reportOf } from './controller.ts'
-import type { LiveStore } from './live-store.ts'
+import { LiveConflictError, type LiveStore } from './live-store.ts'
 import { createTextReader } from './prometheus-reader.ts'
 import type { DecisionEntry } from './rollout-schema.ts'
 import { findRollouts } from './state.ts'
@@ -78,10 +78,27 @@ function view(r: RolloutReport): DevRolloutView {
 
 export function createDevRollouts(opts: DevRolloutsOptions): DevRollouts {
   const gateway = createMetricsRegistry()
+  // dev's running document is replaced whole on every reload: its identity is its version.
+  const versions = new WeakMap<object, string>()
+  let counter = 0
+  const versionOf = (doc: MeshDocument): string => {
+    let v = versions.get(doc)
+    if (v === undefined) {
+      v = `dev #${++counter}`
+      versions.set(doc, v)
+    }
+    return v
+  }
   const store: LiveStore = {
     name: 'meshgate dev',
-    read: async () => ({ doc: opts.read(), version: 'dev' }),
-    async publish(doc, description) {
+    read: async () => {
+      const doc = opts.read()
+      return { doc, version: versionOf(doc) }
+    },
+    async publish(doc, description, basedOn) {
+      // A dashboard edit (or a file change) between the look and this write is not overwritten.
+      if (basedOn !== undefined && versionOf(opts.read()) !== basedOn)
+        throw new LiveConflictError('the dev config changed during the look')
       const r = await opts.publish(doc, description)
       if (!r.ok) throw new Error(r.error ?? 'refused')
       return 'dev'
@@ -112,7 +129,11 @@ export function createDevRollouts(opts: DevRolloutsOptions): DevRollouts {
             )
         }
       })
-      .catch((e: unknown) => opts.notice(`rollout: ${e instanceof Error ? e.message : String(e)}`))
+      .catch((e: unknown) => {
+        // A conflict is decided again on the next look.
+        if (!(e instanceof LiveConflictError))
+          opts.notice(`rollout: ${e instanceof Error ? e.message : String(e)}`)
+      })
       .finally(() => {
         busy = false
       })

@@ -24,7 +24,7 @@ export {
 } from './controller.ts'
 export { createDevRollouts, type DevRolloutView } from './dev-rollouts.ts'
 export { createRolloutHandler, type RolloutHandlerOptions } from './lambda-handler.ts'
-export { createLiveStore, type LiveStore } from './live-store.ts'
+export { createLiveStore, LiveConflictError, type LiveStore } from './live-store.ts'
 export { createMetricReader, type MetricReader, type SeriesKey } from './metric-reader.ts'
 export { createPrometheusQueryReader, createScrapeReader, parsePrometheusText } from './prometheus-reader.ts'
 export { type DecisionEntry, ROLLOUT_DEFAULTS, type RolloutPhase, RolloutPhases } from './rollout-schema.ts'

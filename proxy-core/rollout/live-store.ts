@@ -11,9 +11,15 @@ export interface LiveStore {
   /** For messages: the URL. */
   readonly name: string
   read(): Promise<{ doc: MeshDocument; version: string }>
-  /** Validates, publishes, and returns the new version's name. */
-  publish(doc: MeshDocument, description: string): Promise<string>
+  /**
+   * Validates, publishes, and returns the new version's name. With `basedOn` (the version the
+   * document was read at), refuses with LiveConflictError when someone published since.
+   */
+  publish(doc: MeshDocument, description: string, basedOn?: string): Promise<string>
 }
+
+/** The live config moved on since it was read: read it again and decide again. */
+export class LiveConflictError extends Error {}
 
 /** AppConfig keeps at most 1024 characters of a description. */
 const DESCRIPTION_MAX = 1024
@@ -36,8 +42,15 @@ export function createLiveStore(urlText: string): LiveStore {
   return {
     name: url.url,
     read: () => readLive(url),
-    async publish(doc, description) {
+    async publish(doc, description, basedOn) {
       await checkDocument(doc, `${url.url} (rollout)`)
+      // A person's publish or shift between our read and this write must not be overwritten. (On
+      // AppConfig, two writers racing past this check still meet Latest-Version-Number.)
+      if (basedOn !== undefined) {
+        const now = (await readLive(url)).version
+        if (now !== basedOn)
+          throw new LiveConflictError(`${url.url} changed since it was read (${basedOn}, now ${now})`)
+      }
       const content = renderDocument(doc)
       if (url.kind === 'appconfig') {
         const r = await (await createAppConfigStore(url)).publish(content, {

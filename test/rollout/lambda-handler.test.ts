@@ -3,7 +3,12 @@
 // on the first invocation; the next one, after the step's duration, reads the metrics and promotes.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { LocalAppConfig } from '../../proxy-core/dev/appconfig-local.ts'
-import { createLiveStore, createRolloutHandler, findRollouts } from '../../proxy-core/rollout/index.ts'
+import {
+  createLiveStore,
+  createRolloutHandler,
+  findRollouts,
+  LiveConflictError,
+} from '../../proxy-core/rollout/index.ts'
 import { createCloudWatchPublisher } from '../../proxy-core/telemetry/cloudwatch.ts'
 import { createMetricsRegistry } from '../../proxy-core/telemetry/metrics.ts'
 import { type CloudWatchEndpoint, startCloudWatchEndpoint } from '../helpers/cloudwatch-endpoint.ts'
@@ -88,5 +93,14 @@ describe('functions/rollout handler', () => {
       errorRate: 0,
       p99Ms: expect.any(Number),
     })
+  })
+
+  it('never overwrites a version someone published after its read', async () => {
+    const store = createLiveStore(CONFIG)
+    const read = await store.read()
+    await store.publish(read.doc, 'test: a person publishes meanwhile')
+    await expect(store.publish(read.doc, 'test: the controller', read.version)).rejects.toThrow(
+      LiveConflictError,
+    )
   })
 })
