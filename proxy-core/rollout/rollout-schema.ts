@@ -60,7 +60,7 @@ export const rolloutStatusSchema = object(
           step: number({ min: 0, integer: true }),
           weight: percent('the canary weight after the decision'),
           decision: string({
-            enum: ['start', 'wait', 'promote', 'complete', 'rollback', 'pause', 'resume', 'abort'],
+            enum: ['start', 'promote', 'complete', 'rollback', 'pause', 'resume', 'abort'],
           }),
           detail: string(),
           canary: optional(windowNumbers),
