@@ -33,7 +33,8 @@ describe('meshgate dev dashboard: a rollout (Chromium)', () => {
     if (!existsSync(CHROMIUM)) {
       throw new Error(`Chromium not found at ${CHROMIUM}: install it with \`apt-get install -y chromium\``)
     }
-    dev = await startDev([FIXTURE, '--port', '0', '--dashboard', '0', '--traffic-rate', '40'])
+    // No traffic until the page is up: the rollout waits at step 1 for its requests.
+    dev = await startDev([FIXTURE, '--port', '0', '--dashboard', '0', '--traffic-rate', '40', '--no-traffic'])
     profile = mkdtempSync(join(tmpdir(), 'meshgate-chromium-'))
     context = await chromium.launchPersistentContext(profile, {
       executablePath: CHROMIUM,
@@ -56,6 +57,9 @@ describe('meshgate dev dashboard: a rollout (Chromium)', () => {
     await page.goto(dev!.dashboard)
     const card = page.locator('.rollout[data-service="reviews"][data-route="migrate"]')
     await card.waitFor({ timeout: 20_000 })
+    await page.locator('.rollout[data-phase="progressing"][data-step="1"]').waitFor({ timeout: 20_000 })
+    // The user switches the traffic on in the header; the rollout moves from here.
+    await page.locator('#traffic-on').check()
     // Watch the card as the page updates it: the steps it passes through, with numbers in each.
     const seen: { step: string; phase: string; canary: string; stable: string }[] = []
     const final = await eventually(
