@@ -12,6 +12,8 @@ import type { MetricReader, SeriesKey } from './metric-reader.ts'
 /** GetMetricData takes at most 500 queries per call. */
 const QUERIES_PER_CALL = 500
 const STANDARD_PERIOD_S = 60
+/** A window is one datapoint per query; more pages than this is an endpoint that never ends. */
+const MAX_PAGES = 50
 
 export interface CloudWatchReaderOptions {
   namespace: string
@@ -44,7 +46,10 @@ export function createCloudWatchReader(opts: CloudWatchReaderOptions): MetricRea
       const values = new Map<string, number[]>()
       for (let at = 0; at < queries.length; at += QUERIES_PER_CALL) {
         let token: string | undefined
+        let pages = 0
         do {
+          if (++pages > MAX_PAGES)
+            throw new Error(`GetMetricData: more than ${MAX_PAGES} pages for one window`)
           const out = await cw.send(
             new sdk.GetMetricDataCommand({
               MetricDataQueries: queries.slice(at, at + QUERIES_PER_CALL),

@@ -45,6 +45,8 @@ export interface Sample {
   value: number
 }
 
+/** meshgate's own lines are a few hundred bytes; a longer one is skipped, not parsed (no regex on it). */
+const MAX_LINE = 16 * 1024
 const LINE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+-?\d+)?$/
 const LABEL = /\s*([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"\s*(,|$)/y
 
@@ -52,6 +54,7 @@ const LABEL = /\s*([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"\s*(,|$)/y
 export function parsePrometheusText(text: string): Sample[] {
   const out: Sample[] = []
   for (const raw of text.split('\n')) {
+    if (raw.length > MAX_LINE) continue
     const line = raw.trim()
     if (line === '' || line.startsWith('#')) continue
     const m = LINE.exec(line)

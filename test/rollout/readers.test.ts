@@ -101,6 +101,11 @@ describe('Prometheus readers', () => {
     ])
   })
 
+  it('skips a line too long to be one of ours, without reading it', () => {
+    const long = `meshgate_requests_total{mesh="${'}'.repeat(20_000)} ${' '.repeat(20_000)}x`
+    expect(parsePrometheusText(`${long}\nup 1\n`)).toEqual([{ name: 'up', labels: {}, value: 1 }])
+  })
+
   it('histogramQuantile: linear in the bucket, the highest finite bound in +Inf, NaN when empty', () => {
     expect(
       histogramQuantile(
