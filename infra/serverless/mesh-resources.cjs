@@ -17,6 +17,10 @@
 //               when custom.meshgate.vpc names subnets; every other function (and every function when
 //               no subnets are given, as in an offline `serverless package`) stays out of the VPC.
 //
+//   rollout role / rolloutEnabled
+//               functions/rollout (docs/rollout.md), on an EventBridge schedule enabled only with a live
+//               source: MeshgateRolloutRole may read and publish that one profile (or object) and read
+//               CloudWatch metrics, nothing more (rolloutStatements below).
 //   configSource / layers / prefetchList
 //               the live config (docs/live-config.md): with custom.meshgate.source set to
 //               appconfig://APP_ID/ENV_ID/PROFILE_ID, MESHGATE_CONFIG is that URL, every function
@@ -124,6 +128,60 @@ function liveConfigStatement(live) {
   }
 }
 
+/**
+ * What the rollout controller needs: read the live config, publish a version of that one profile
+ * (deployed with AppConfig.AllAtOnce), and GetMetricData. AppConfig's ListApplications and
+ * ListDeploymentStrategies and CloudWatch's GetMetricData take no resource (IAM wants "*"); every other
+ * action is scoped to the application, environment and profile of the URL.
+ */
+function rolloutStatements(live) {
+  const metrics = { Effect: 'Allow', Action: 'cloudwatch:GetMetricData', Resource: '*' }
+  if (live.kind === 's3') {
+    return [
+      metrics,
+      {
+        Effect: 'Allow',
+        Action: ['s3:GetObject', 's3:PutObject'],
+        Resource: { 'Fn::Sub': `arn:\${AWS::Partition}:s3:::${live.bucket}/${live.key}` },
+      },
+    ]
+  }
+  const arn = (path) => ({
+    'Fn::Sub': `arn:\${AWS::Partition}:appconfig:\${AWS::Region}:\${AWS::AccountId}:${path}`,
+  })
+  const app = `application/${live.application}`
+  const profile = `${app}/configurationprofile/${live.profile}`
+  const environment = `${app}/environment/${live.environment}`
+  return [
+    metrics,
+    {
+      Effect: 'Allow',
+      Action: ['appconfig:ListApplications', 'appconfig:ListDeploymentStrategies'],
+      Resource: '*',
+    },
+    {
+      Effect: 'Allow',
+      Action: ['appconfig:ListEnvironments', 'appconfig:ListConfigurationProfiles'],
+      Resource: arn(app),
+    },
+    {
+      Effect: 'Allow',
+      Action: [
+        'appconfig:ListHostedConfigurationVersions',
+        'appconfig:GetHostedConfigurationVersion',
+        'appconfig:CreateHostedConfigurationVersion',
+      ],
+      Resource: [arn(profile), arn(`${profile}/hostedconfigurationversion/*`)],
+    },
+    { Effect: 'Allow', Action: 'appconfig:ListDeployments', Resource: arn(environment) },
+    {
+      Effect: 'Allow',
+      Action: 'appconfig:StartDeployment',
+      Resource: [arn(environment), arn(profile), arn('deploymentstrategy/AppConfig.AllAtOnce')],
+    },
+  ]
+}
+
 /** Whether the function calls a service with an HTTP target (a container, reached in the VPC). */
 function callsContainers(mesh, fn) {
   return servicesCalled(mesh, fn).some((service) =>
@@ -172,6 +230,7 @@ function reachableTargets(mesh, functions) {
 
 module.exports = {
   reachableTargets,
+  rolloutStatements,
   vpcConfigs,
   logicalId,
   liveSource,
@@ -211,6 +270,11 @@ module.exports = {
     mkdirSync(dirname(resolve(OUTPUT)), { recursive: true })
     writeFileSync(resolve(OUTPUT), JSON.stringify(mesh))
     return OUTPUT
+  },
+
+  /** The rollout schedule runs only against a live config: a bundled file cannot be published to. */
+  async rolloutEnabled({ resolveConfigurationProperty }) {
+    return liveSource(await meshSettings(resolveConfigurationProperty)) !== undefined
   },
 
   async roles({ resolveConfigurationProperty }) {
@@ -262,6 +326,30 @@ module.exports = {
       }
       if (policies.length > 0) role.Properties.Policies = policies
       resources[logicalId(key)] = role
+    }
+    resources.MeshgateRolloutRole = {
+      Type: 'AWS::IAM::Role',
+      Properties: {
+        AssumeRolePolicyDocument: {
+          Version: '2012-10-17',
+          Statement: [
+            { Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' }, Action: 'sts:AssumeRole' },
+          ],
+        },
+        ManagedPolicyArns: [
+          { 'Fn::Sub': `arn:\${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole` },
+        ],
+        ...(live
+          ? {
+              Policies: [
+                {
+                  PolicyName: 'meshgate-rollout',
+                  PolicyDocument: { Version: '2012-10-17', Statement: rolloutStatements(live) },
+                },
+              ],
+            }
+          : {}),
+      },
     }
     return resources
   },

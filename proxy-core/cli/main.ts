@@ -77,6 +77,11 @@ const COMMANDS: Record<string, CommandEntry> = {
     summary: 'show the live config version and its deployment',
     load: async () => (await import('../control/index.ts')).statusCommand,
   },
+  rollout: {
+    synopsis: 'rollout start|status|pause|abort|run',
+    summary: 'metric-gated canaries on the live config (docs/rollout.md)',
+    load: async () => (await import('../rollout/index.ts')).rolloutCommand,
+  },
   inject: {
     synopsis: 'inject FILE.yaml | --ecs TASKDEF.json',
     summary: 'print manifests or a task definition with the sidecar added',

@@ -1,5 +1,7 @@
 // The mesh file's schema: the single source of the validator and of `mesh.schema.json`.
 // Keys follow the user's vocabulary (Istio VirtualService / DestinationRule, Gateway API, App Mesh).
+
+import { rolloutSchema } from '../rollout/rollout-schema.ts'
 import {
   boolean,
   duration,
@@ -180,6 +182,7 @@ export const routeSchema = object({
   mirror: optional(object({ target: name(), percent: optional(percent()) })),
   headers: optional(object({ request: optional(headerOps), response: optional(headerOps) })),
   rewrite: optional(rewrite),
+  rollout: optional(rolloutSchema),
 })
 
 const service = object({

@@ -16,6 +16,7 @@ import type {
   StringMatch,
   TargetConfig,
 } from '../engine/types.ts'
+import { checkRollout } from '../rollout/rollout-schema.ts'
 import {
   DEFAULT_CIRCUIT_BREAKER,
   DEFAULT_CLOUDMAP_REFRESH_MS,
@@ -310,6 +311,7 @@ export function normalizeMesh(raw: RawMesh, source: string, problems: Problem[])
           message: `unknown target "${r.mirror.target}" (service ${serviceName} has ${targetNames.join(', ')})`,
         })
       }
+      if (r.rollout) checkRollout(r.rollout, to, targetNames, [...rPath, 'rollout'], problems)
       if (r.rewrite?.prefix !== undefined && r.match?.path?.prefix === undefined) {
         problems.push({
           path: [...rPath, 'rewrite', 'prefix'],

@@ -14,6 +14,7 @@ import { ConfigError, loadConfigFile, loadConfigText } from '../config/load.ts'
 import type { MeshConfig, RouteMatchConfig, StringMatch } from '../engine/types.ts'
 import { createHttpInvoker } from '../invokers/http-invoker.ts'
 import { createLambdaInvoker } from '../invokers/lambda-invoker.ts'
+import { createDevRollouts, type DevRolloutView } from '../rollout/index.ts'
 import { LAMBDA_FUNCTIONS } from './catalog.ts'
 import type { ContainerInstance } from './containers.ts'
 import { type PortReservation, reservePort, startInstance } from './containers.ts'
@@ -119,6 +120,8 @@ export interface DashboardState {
   edges: EdgeStats[]
   traces: Trace[]
   traffic: TrafficStats
+  /** Each rollout of the mesh (docs/rollout.md): step, both targets' numbers, the decision log. */
+  rollouts: DevRolloutView[]
   time: number
 }
 
@@ -292,6 +295,15 @@ async function start(
   )
   instances.sort((a, b) => plan.instances.indexOf(a.plan) - plan.instances.indexOf(b.plan))
 
+  // Rollouts: the controller on this mesh's running config and in-process metrics (one hook).
+  const rollouts = createDevRollouts({
+    read: () => current.doc,
+    publish: (doc, why) => writeAndApply(doc, why),
+    registries: () => instances.map((i) => i.sidecar.metrics),
+    notice: opts.notice,
+  })
+  cleanups.push(() => rollouts.close())
+
   opts.progress('starting the gateway')
   const http = createHttpInvoker()
   cleanups.push(() => http.close())
@@ -300,7 +312,7 @@ async function start(
     port: opts.port,
     config: current.config,
     invokers: { http, lambda: createLambdaInvoker({ endpoint: emulator.url }) },
-    telemetry: telemetry.sinkFor('gateway'),
+    telemetry: rollouts.observe(telemetry.sinkFor('gateway')),
   })
   cleanups.push(() => gateway.close())
 
@@ -546,6 +558,7 @@ async function start(
       edges: telemetry.edges(),
       traces: telemetry.traces(8),
       traffic: traffic.stats(),
+      rollouts: rollouts.views(),
       time: Date.now(),
     }
   }

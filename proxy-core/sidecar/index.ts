@@ -80,8 +80,14 @@ export interface SidecarOptions {
   xrayDaemon?: string | null
   /** `AWS::ECS::Container` (default) or `AWS::EKS::Container`. */
   xrayOrigin?: string
-  /** CloudWatch PutMetricData every 60 s; off unless given. */
-  cloudWatch?: { namespace: string; dimensions?: Record<string, string>; endpoint?: string; region?: string }
+  /** CloudWatch PutMetricData every 60 s (`intervalMs`: another period, for tests); off unless given. */
+  cloudWatch?: {
+    namespace: string
+    dimensions?: Record<string, string>
+    endpoint?: string
+    region?: string
+    intervalMs?: number
+  }
   /** Resolver servers for dns:// targets; default the system's. */
   dnsServers?: string[]
   /** How the Cloud Map client for cloudmap:// targets is made (loaded only if one exists). */
@@ -263,6 +269,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
           ...(opts.cloudWatch.dimensions === undefined ? {} : { dimensions: opts.cloudWatch.dimensions }),
           ...(opts.cloudWatch.endpoint === undefined ? {} : { endpoint: opts.cloudWatch.endpoint }),
           ...(opts.cloudWatch.region === undefined ? {} : { region: opts.cloudWatch.region }),
+          ...(opts.cloudWatch.intervalMs === undefined ? {} : { intervalMs: opts.cloudWatch.intervalMs }),
         })
 
   const listeners: Listener[] = []

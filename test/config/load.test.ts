@@ -78,7 +78,7 @@ describe('loadConfig', () => {
       '10:18 services.reviews.routes[0].timeout: expected a duration like 250ms, 2s or 1m, got "soon"',
       '11:27 services.reviews.routes[0].mirror.target: unknown target "v7" (service reviews has v1)',
       '11:40 services.reviews.routes[0].mirror.percent: expected a percentage from 0 to 100, got 101',
-      '12:9 services.reviews.routes[0].retrys: unknown key (expected one of name, match, to, stickiness, timeout, retries, fault, mirror, headers, rewrite)',
+      '12:9 services.reviews.routes[0].retrys: unknown key (expected one of name, match, to, stickiness, timeout, retries, fault, mirror, headers, rewrite, rollout)',
       '15:16 gateway.routes[0].service: unknown service "nope" (the mesh has reviews)',
     ])
   })

@@ -40,7 +40,11 @@ async function packageWith(...args: string[]): Promise<Template> {
 
 const functions = (t: Template) =>
   Object.values(t.Resources).filter((r) => r.Type === 'AWS::Lambda::Function')
-const roles = (t: Template) => Object.values(t.Resources).filter((r) => r.Type === 'AWS::IAM::Role')
+/** The mesh functions' roles (functions/rollout's own is checked in test/rollout/package.test.ts). */
+const roles = (t: Template) =>
+  Object.entries(t.Resources)
+    .filter(([id, r]) => r.Type === 'AWS::IAM::Role' && id !== 'MeshgateRolloutRole')
+    .map(([, r]) => r)
 const variables = (fn: Resource) =>
   (fn.Properties.Environment as { Variables: Record<string, string> }).Variables
 const liveStatements = (role: Resource) =>
@@ -60,7 +64,7 @@ describe('serverless package with the live config parameter', () => {
 
   it('appconfig://: the extension layer, its prefetch path, and read access to that profile only', async () => {
     const t = await packageWith('--param=meshConfig=appconfig://abc1234/def5678/ghi9012')
-    expect(functions(t)).toHaveLength(4)
+    expect(functions(t)).toHaveLength(5)
     for (const fn of functions(t)) {
       expect(variables(fn).MESHGATE_CONFIG).toBe('appconfig://abc1234/def5678/ghi9012')
       expect(variables(fn).AWS_APPCONFIG_EXTENSION_PREFETCH_LIST).toBe(

@@ -60,6 +60,7 @@ describe('serverless package (offline)', () => {
       'GatewayLambdaFunction',
       'ReviewsV1LambdaFunction',
       'ReviewsV2LambdaFunction',
+      'RolloutLambdaFunction',
     ])
     for (const [, fn] of functions) {
       expect(fn.Properties.Runtime).toBe('nodejs24.x')
@@ -74,6 +75,7 @@ describe('serverless package (offline)', () => {
       'bookinfo-reviews-v1',
       'bookinfo-reviews-v2',
       'meshgate-dev-gateway',
+      'meshgate-dev-rollout',
     ])
   })
 

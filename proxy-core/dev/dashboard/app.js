@@ -434,6 +434,59 @@ function renderTraces(s) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Rollouts (docs/rollout.md)
+
+function windowText(w) {
+  if (!w) return '<span class="muted">no look yet</span>'
+  const rate = w.errorRate === undefined ? '–' : `${Math.round(w.errorRate * 100) / 100}%`
+  const p99 = w.p99Ms === undefined ? '–' : fmtMs(w.p99Ms)
+  return `<span class="n-req">${w.requests} req</span> · <span class="n-err">${rate} errors</span> · <span class="n-p99">p99 ${p99}</span>`
+}
+
+function renderRollouts(s) {
+  const list = s.rollouts ?? []
+  if (list.length === 0) {
+    $('#rollouts').innerHTML =
+      '<p class="empty">No rollouts: add a <code>rollout</code> block to a route of your mesh file (docs/rollout.md).</p>'
+    return
+  }
+  $('#rollouts').innerHTML = list
+    .map((r) => {
+      const steps = r.steps
+        .map((w, i) => {
+          const cls =
+            r.phase === 'promoted' || i + 1 < r.step
+              ? 'done'
+              : i + 1 === r.step && r.phase === 'progressing'
+                ? 'current'
+                : ''
+          return `<span class="step ${cls}">${w}%</span>`
+        })
+        .join('')
+      const log = [...r.log]
+        .reverse()
+        .map(
+          (e) =>
+            `<li class="d-${esc(e.decision)}"><span class="muted">${new Date(e.at).toLocaleTimeString()}</span> <b>${esc(e.decision)}</b> ${esc(e.weight)}% · ${esc(e.detail)}</li>`,
+        )
+        .join('')
+      return `<div class="rollout" data-service="${esc(r.service)}" data-route="${esc(r.route)}" data-phase="${esc(r.phase)}" data-step="${esc(r.step)}">
+        <div class="rollout-head"><b>${esc(r.service)}/${esc(r.route)}</b> ${esc(r.stable)} → ${esc(r.canary)}
+          <span class="phase p-${esc(r.phase)}">${esc(r.phase)}</span>
+          <span class="weight">canary ${Math.round(r.weight * 100) / 100}%</span></div>
+        <div class="steps">step ${esc(r.step)} of ${r.steps.length}: ${steps}</div>
+        <table class="windows">
+          <tr class="w-canary"><th>canary ${esc(r.canary)}</th><td>${windowText(r.canaryWindow)}</td></tr>
+          <tr class="w-stable"><th>stable ${esc(r.stable)}</th><td>${windowText(r.stableWindow)}</td></tr>
+        </table>
+        ${r.reason ? `<div class="reason muted">${esc(r.reason)}</div>` : ''}
+        <ol class="decisions">${log}</ol>
+      </div>`
+    })
+    .join('')
+}
+
+// ---------------------------------------------------------------------------------------------
 
 function renderHeader(s) {
   $('#mesh-name').textContent = s.mesh
@@ -464,6 +517,7 @@ function render(s) {
     routesKey = key
     renderRoutes(s)
   } else updateObserved(s)
+  renderRollouts(s)
   renderTraces(s)
 }
 
