@@ -4,7 +4,6 @@
 // on an injected clock, so the slow-body case moves time instead of waiting for it.
 
 import { Agent } from 'node:http'
-import { connect } from 'node:net'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
@@ -25,7 +24,15 @@ import {
   PATH_REFUSALS,
   SMUGGLED,
 } from '../http/edge-cases.ts'
-import { exchange, type RawUpstream, startRawUpstream, statuses } from '../http/raw-peer.ts'
+import {
+  exchange,
+  openClient,
+  parseReply,
+  type RawReply,
+  type RawUpstream,
+  startRawUpstream,
+  statuses,
+} from '../http/raw-peer.ts'
 import { send } from '../sidecar/client.ts'
 
 /** The upstreams by name; each answers `seen METHOD TARGET BODYLENGTH` with `x-upstream: NAME`. */
@@ -111,25 +118,12 @@ beforeEach(() => {
   for (const u of Object.values(ups)) u.requests.length = 0
 })
 
-interface RawReply {
-  status: number
-  headers: Record<string, string>
-  body: string
-}
-
 /** One request written byte for byte on a fresh connection; the reply read until the server closes. */
 async function raw(target: string): Promise<RawReply> {
   const wire = `GET ${target} HTTP/1.1\r\nHost: dev\r\nConnection: close\r\n\r\n`
   const { text, closed } = await exchange(gateway.url, Buffer.from(wire, 'latin1'))
   expect(closed).toBe(true)
-  const headEnd = text.indexOf('\r\n\r\n')
-  const lines = text.slice(0, headEnd).split('\r\n')
-  const headers: Record<string, string> = {}
-  for (const l of lines.slice(1)) {
-    const c = l.indexOf(':')
-    headers[l.slice(0, c).toLowerCase()] = l.slice(c + 1).trim()
-  }
-  return { status: Number(lines[0]!.split(' ')[1]), headers, body: text.slice(headEnd + 4) }
+  return parseReply(text)
 }
 
 describe('class 1: framing RFC 9112 refuses', () => {
@@ -205,29 +199,13 @@ describe('class 2: one normal path, routed and forwarded', () => {
 describe('class 3: a stalled request body', () => {
   it('is answered 408 at the body idle timeout (30 s, swept each second), while other connections are served', async () => {
     const refusedBefore = gateway.refusals().request_timeout ?? 0
-    const port = Number(new URL(gateway.url).port)
-    const stalled = await Promise.all(
-      [0, 1, 2, 3, 4].map(
-        (i) =>
-          new Promise<{ text: () => string; closed: () => boolean; end: () => void }>((resolve) => {
-            const socket = connect(port, '127.0.0.1')
-            let text = ''
-            let closed = false
-            socket.on('data', (c: Buffer) => {
-              text += c.toString('latin1')
-            })
-            socket.on('error', () => {})
-            socket.on('close', () => {
-              closed = true
-            })
-            // Head and the first 1 000 of 65 536 bytes in one small write, so in one read: once the
-            // gateway counts the request, it has every byte this client will ever send.
-            const head = `POST /stalled-${i} HTTP/1.1\r\nHost: dev\r\nContent-Length: 65536\r\n\r\n`
-            socket.write(head + 'x'.repeat(1_000))
-            resolve({ text: () => text, closed: () => closed, end: () => socket.destroy() })
-          }),
-      ),
-    )
+    const stalled = await Promise.all([0, 1, 2, 3, 4].map(() => openClient(gateway.url)))
+    for (const [i, c] of stalled.entries()) {
+      // Head and the first 1 000 of 65 536 bytes in one small write, so in one read: once the
+      // gateway counts the request, it has every byte this client will ever send.
+      const head = `POST /stalled-${i} HTTP/1.1\r\nHost: dev\r\nContent-Length: 65536\r\n\r\n`
+      c.socket.write(head + 'x'.repeat(1_000))
+    }
     try {
       expect(await holdsWithin(() => gateway.inFlight() === 5, 5_000)).toBe(true)
       // Just short of the timeout: still waiting, and normal requests are answered meanwhile.
@@ -248,7 +226,7 @@ describe('class 3: a stalled request body', () => {
       expect(allRequests().filter((r) => r.target.startsWith('/stalled'))).toEqual([])
       expect(gateway.refusals().request_timeout).toBe(refusedBefore + 5)
     } finally {
-      for (const c of stalled) c.end()
+      for (const c of stalled) c.socket.destroy()
     }
   })
 })

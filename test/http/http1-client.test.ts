@@ -42,6 +42,9 @@ async function failureOf(p: Promise<unknown>): Promise<UpstreamFailure> {
 }
 
 /** 'settled' if `p` settles within `ms`, else 'pending'. */
+/** How long a test waits for something that should happen at once: a bound against a hang, not a measurement. */
+const HANG_GUARD_MS = 10_000
+
 async function within(p: Promise<unknown>, ms: number): Promise<'settled' | 'pending'> {
   const ac = new AbortController()
   try {
@@ -194,7 +197,7 @@ describe('response framing', () => {
     const next = await inv.invoke(attempt({ path: '/next' }), endpoint(up.origin), soon())
     expect(await text(next.body)).toBe('ok')
     expect(up.sockets).toHaveLength(2)
-    expect(await within(up.closes[0]!, 1000)).toBe('settled')
+    expect(await within(up.closes[0]!, HANG_GUARD_MS)).toBe('settled')
   })
 
   it('skips 100 and 103 interim responses, in separate writes or all in one', async () => {
@@ -292,7 +295,7 @@ describe('response framing', () => {
     // and it is the client that then closes the connection.
     const err = await failureOf(bytes(res.body))
     expect(err.kind).toBe('reset')
-    expect(await within(up.closes[0]!, 1000)).toBe('settled')
+    expect(await within(up.closes[0]!, HANG_GUARD_MS)).toBe('settled')
   })
 })
 
@@ -370,7 +373,7 @@ describe('malformed responses fail as a reset and close the connection', () => {
     const warm = await inv.invoke(attempt(), endpoint(up.origin), soon())
     expect(await text(warm.body)).toBe('ok')
     const err = await failureOf(inv.invoke(attempt({ path: '/bad' }), endpoint(up.origin), soon()))
-    expect(await within(up.closes[0]!, 1000)).toBe('settled')
+    expect(await within(up.closes[0]!, HANG_GUARD_MS)).toBe('settled')
     const after = await inv.invoke(attempt(), endpoint(up.origin), soon())
     expect(await text(after.body)).toBe('ok')
     expect(up.sockets).toHaveLength(2)
@@ -447,7 +450,7 @@ describe('malformed responses fail as a reset and close the connection', () => {
     })
     const res = await invoker().invoke(attempt(), endpoint(up.origin), soon())
     expect((await failureOf(bytes(res.body))).kind).toBe('reset')
-    expect(await within(up.closes[0]!, 1000)).toBe('settled')
+    expect(await within(up.closes[0]!, HANG_GUARD_MS)).toBe('settled')
   })
 
   it('a chunked body malformed in the same read as its head fails the attempt, not the process', async () => {
@@ -476,7 +479,7 @@ describe('malformed responses fail as a reset and close the connection', () => {
     const inv = invoker()
     const res = await inv.invoke(attempt({ path: '/extra' }), endpoint(up.origin), soon())
     expect(await text(res.body)).toBe('ok')
-    expect(await within(up.closes[0]!, 1000)).toBe('settled')
+    expect(await within(up.closes[0]!, HANG_GUARD_MS)).toBe('settled')
     // The extra bytes are never taken for the next response.
     const next = await inv.invoke(attempt({ path: '/next' }), endpoint(up.origin), soon())
     expect(await text(next.body)).toBe('ok')
@@ -704,7 +707,7 @@ describe('pools, aborts and failures', () => {
     // The upstream never answers: only the signal can end the call (AbortSignal.timeout's own error).
     const err = await failureOf(inv.invoke(attempt(), endpoint(up.origin), AbortSignal.timeout(50)))
     expect(err.kind).toBe('timeout')
-    expect(await within(up.closes[0]!, 1000)).toBe('settled')
+    expect(await within(up.closes[0]!, HANG_GUARD_MS)).toBe('settled')
     expect(await holdsWithin(() => inv.stats()[up.origin]!.connected === 0)).toBe(true)
     expect(inv.stats()[up.origin]!.running).toBe(0)
   })
@@ -816,7 +819,7 @@ describe('streaming bodies', () => {
       if (received >= 2 * 1024 * 1024) break // `break` destroys the stream
     }
     expect(body.destroyed).toBe(true)
-    expect(await within(up.closes[0]!, 1000)).toBe('settled')
+    expect(await within(up.closes[0]!, HANG_GUARD_MS)).toBe('settled')
     expect(await holdsWithin(() => inv.stats()[up.origin]!.connected === 0)).toBe(true)
     expect(inv.stats()[up.origin]!.running).toBe(0)
   })
@@ -833,7 +836,7 @@ describe('idle keep-alive connections', () => {
     expect(await text(res.body)).toBe('ok')
     expect(inv.stats()[up.origin]!.connected).toBe(1)
     // The upstream never closes: the client's idle timer is what closes this one.
-    expect(await within(up.closes[0]!, 10_000)).toBe('settled')
+    expect(await within(up.closes[0]!, HANG_GUARD_MS)).toBe('settled')
     expect(await holdsWithin(() => inv.stats()[up.origin]!.connected === 0)).toBe(true)
   })
 

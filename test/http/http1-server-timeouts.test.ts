@@ -5,42 +5,24 @@
 // a test advances it.
 
 import { once } from 'node:events'
-import type { Socket } from 'node:net'
-import { connect } from 'node:net'
 import type { Readable } from 'node:stream'
 import { afterEach, describe, expect, it } from 'vitest'
 import { type DownstreamRequest, type Listener, listenHttp1 } from '../../proxy-core/http/http1-server.ts'
 import { type EdgeTimeouts, edgeTimeoutsFromEnv } from '../../proxy-core/http/limits.ts'
 import { holdsWithin } from '../helpers/attempt.ts'
 import { createManualClock, type ManualClock } from '../helpers/manual-clock.ts'
+import { openClient, type RawClient } from './raw-peer.ts'
 
 const cleanups: (() => unknown)[] = []
 afterEach(async () => {
   for (const fn of cleanups.splice(0).reverse()) await fn()
 })
 
-interface Client {
-  socket: Socket
-  text(): string
-  closed(): boolean
-}
-
-async function client(listener: Listener): Promise<Client> {
-  const port = Number(listener.address.split(':').at(-1))
-  const socket = connect(port, '127.0.0.1')
-  socket.setNoDelay(true)
-  let text = ''
-  let closed = false
-  socket.on('data', (c: Buffer) => {
-    text += c.toString('latin1')
-  })
-  socket.on('error', () => {})
-  socket.on('close', () => {
-    closed = true
-  })
-  await once(socket, 'connect')
-  cleanups.push(() => socket.destroy())
-  return { socket, text: () => text, closed: () => closed }
+/** A raw connection to the listener, closed after the test. */
+async function client(listener: Listener): Promise<RawClient> {
+  const c = await openClient(listener.address)
+  cleanups.push(() => c.socket.destroy())
+  return c
 }
 
 /** Reads the body of every request, counting bytes; answers 200 with the count once it has ended. */

@@ -2,6 +2,7 @@
 // records every request it parses (so a test can prove nothing was smuggled to it) and answers as
 // the test says, and a client that sends bytes and collects everything until the connection closes.
 
+import { once } from 'node:events'
 import type { AddressInfo, Server, Socket } from 'node:net'
 import { connect, createServer } from 'node:net'
 
@@ -187,4 +188,48 @@ export function statuses(text: string): number[] {
     at = end + 4 + (length === null ? 0 : Number(length[1]))
   }
   return out
+}
+
+export interface RawClient {
+  socket: Socket
+  /** Everything the server sent so far, latin1. */
+  text(): string
+  closed(): boolean
+}
+
+/** A connection to `address` (`http://host:port` or `host:port`) that collects what comes back. */
+export async function openClient(address: string): Promise<RawClient> {
+  const url = new URL(address.includes('://') ? address : `http://${address}`)
+  const socket = connect(Number(url.port), url.hostname)
+  socket.setNoDelay(true)
+  let text = ''
+  let closed = false
+  socket.on('data', (c: Buffer) => {
+    text += c.toString('latin1')
+  })
+  socket.on('error', () => {})
+  socket.on('close', () => {
+    closed = true
+  })
+  await once(socket, 'connect')
+  return { socket, text: () => text, closed: () => closed }
+}
+
+export interface RawReply {
+  status: number
+  /** Field lines, names lower case (a repeated one: the last). */
+  headers: Record<string, string>
+  body: string
+}
+
+/** The first response in `text`: its status, fields and everything after its head. */
+export function parseReply(text: string): RawReply {
+  const headEnd = text.indexOf('\r\n\r\n')
+  const lines = text.slice(0, headEnd).split('\r\n')
+  const headers: Record<string, string> = {}
+  for (const l of lines.slice(1)) {
+    const c = l.indexOf(':')
+    headers[l.slice(0, c).toLowerCase()] = l.slice(c + 1).trim()
+  }
+  return { status: Number(lines[0]!.split(' ')[1]), headers, body: text.slice(headEnd + 4) }
 }

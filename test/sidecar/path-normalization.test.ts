@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { meshDir, type SidecarProcess, startSidecarProcess } from '../helpers/sidecar-process.ts'
 import { startUpstream, type Upstream } from '../helpers/upstream.ts'
 import { PATH_BYPASSES, PATH_REFUSALS } from '../http/edge-cases.ts'
+import { parseReply, type RawReply } from '../http/raw-peer.ts'
 
 const files = meshDir()
 let pub: Upstream
@@ -52,12 +53,6 @@ afterAll(async () => {
   files.remove()
 })
 
-interface RawReply {
-  status: number
-  headers: Record<string, string>
-  body: string
-}
-
 /** One request written byte for byte on a fresh connection; the reply read until the server closes. */
 function raw(base: string, target: string, host = 'svc'): Promise<RawReply> {
   const { port } = new URL(base)
@@ -75,14 +70,7 @@ function raw(base: string, target: string, host = 'svc'): Promise<RawReply> {
     })
     socket.on('close', () => {
       clearTimeout(timer)
-      const headEnd = text.indexOf('\r\n\r\n')
-      const lines = text.slice(0, headEnd).split('\r\n')
-      const headers: Record<string, string> = {}
-      for (const l of lines.slice(1)) {
-        const c = l.indexOf(':')
-        headers[l.slice(0, c).toLowerCase()] = l.slice(c + 1).trim()
-      }
-      resolve({ status: Number(lines[0]!.split(' ')[1]), headers, body: text.slice(headEnd + 4) })
+      resolve(parseReply(text))
     })
     socket.write(`GET ${target} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`, 'latin1')
   })

@@ -10,10 +10,12 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { holdsWithin } from '../helpers/attempt.ts'
+import { createGate } from '../helpers/gate.ts'
 import { seededRandom } from '../helpers/manual-clock.ts'
 import { meshDir, type SidecarProcess, startSidecarProcess } from '../helpers/sidecar-process.ts'
 import { startUpstream, type Upstream } from '../helpers/upstream.ts'
-import { load } from './client.ts'
+import { load, send } from './client.ts'
 
 /** How many tries of each request fail: consecutive seeded draws under 0.3, at most `cap`. */
 function failureScript(total: number, seed: number, cap: number): number[] {
@@ -78,6 +80,7 @@ const postFailures = failureScript(POSTS, 11, ATTEMPTS)
 let flaky: ScriptedUpstream
 let flakyPost: ScriptedUpstream
 let down: Upstream
+let burst: Upstream
 let sidecar: SidecarProcess
 const files = meshDir()
 
@@ -87,6 +90,7 @@ beforeAll(async () => {
   flaky = await startScriptedUpstream((i) => getFailures[i] ?? 0)
   flakyPost = await startScriptedUpstream((i) => postFailures[i] ?? 0)
   down = await startUpstream('down', { failRate: 1, failStatus: 503 })
+  burst = await startUpstream('burst', { status: 503 })
   const configPath = files.write('mesh.json', {
     version: 1,
     mesh: 'retries',
@@ -127,6 +131,13 @@ beforeAll(async () => {
         retryBudget: { percent: 20, minPerSecond: 5 },
         outlierDetection: { consecutive5xx: 0 },
       },
+      burst: {
+        targets: { v1: { http: burst.url } },
+        routes: [{ name: 'default', to: 'v1', retries: { attempts: 5, on: ['503'], backoff: fastBackoff } }],
+        // The share alone, no floor: what it allows depends on the requests in flight, not on time.
+        retryBudget: { percent: 20, minPerSecond: 0 },
+        outlierDetection: { consecutive5xx: 0 },
+      },
     },
   })
   sidecar = await startSidecarProcess({ configPath, service: 'client' })
@@ -134,7 +145,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await sidecar?.stop()
-  await Promise.all([flaky?.close(), flakyPost?.close(), down?.close()])
+  await Promise.all([flaky?.close(), flakyPost?.close(), down?.close(), burst?.close()])
   files.remove()
 })
 
@@ -228,5 +239,30 @@ describe('sidecar retries', () => {
       .filter((s) => s.service === 'down')
       .reduce((n, s) => n + s.retryBudgetExhausted, 0)
     expect(exhausted).toBeGreaterThan(0)
+  })
+
+  it('lets 20% of the requests in flight retry when they all fail at once, and no more', async () => {
+    // The first tries are held until all ten are at the upstream, then fail together; the retries
+    // that follow are held on a second gate, so what the budget allowed can be counted.
+    const first = createGate()
+    const second = createGate()
+    burst.set({ status: 503, hold: first.opened })
+    const replies = Promise.all(Array.from({ length: 10 }, () => send(sidecar.outbound, { host: 'burst' })))
+    expect(await holdsWithin(() => burst.inFlight() === 10, 10_000)).toBe(true)
+    burst.set({ status: 503, hold: second.opened })
+    first.open()
+    // 20% of 10 in flight: two retries; the other eight requests end at once with the first 503.
+    expect(await holdsWithin(() => burst.count() === 12 && burst.inFlight() === 2, 10_000)).toBe(true)
+    second.open()
+    const all = await replies
+    expect(all.map((r) => r.status)).toEqual(Array(10).fill(503))
+    // With two requests left in flight, 20% allows no third retry: twelve tries in all.
+    expect(burst.count()).toBe(12)
+    const stats = JSON.parse(await fetch(`${sidecar.admin}/stats`).then((res) => res.text())) as {
+      series: { service: string; retries: number; retryBudgetExhausted: number }[]
+    }
+    const series = stats.series.filter((x) => x.service === 'burst')
+    expect(series.reduce((n, x) => n + x.retries, 0)).toBe(2)
+    expect(series.reduce((n, x) => n + x.retryBudgetExhausted, 0)).toBe(10)
   })
 })
