@@ -182,9 +182,10 @@ describe('sidecar resilience', () => {
     }
     const injected = stats.series.filter((x) => x.service === 'delayed').reduce((n, x) => n + x.faults, 0)
     const delayed = injected / total
-    // 50% ± 12 points: over three standard deviations of a binomial(200, 0.5).
-    expect(delayed).toBeGreaterThan(0.38)
-    expect(delayed).toBeLessThan(0.62)
+    // 50% ± 16 points: 4.5 standard deviations of a binomial(200, 0.5) (3.5 points), so the
+    // sidecar's unseeded draw fails this about once in 150 000 runs; 30% or 70% still fails it.
+    expect(delayed).toBeGreaterThan(0.34)
+    expect(delayed).toBeLessThan(0.66)
   })
 
   it('injects aborts at their percentage', async () => {
@@ -195,9 +196,10 @@ describe('sidecar resilience', () => {
     const aborted = r.replies.filter((x) => x.status === 418)
     for (const a of aborted) expect(a.headers['x-meshgate-error']).toBe('fault_abort')
     const share = aborted.length / total
-    // 20% ± 5 points: three standard deviations of a binomial(600, 0.2).
-    expect(share).toBeGreaterThan(0.15)
-    expect(share).toBeLessThan(0.25)
+    // 20% ± 7.5 points: 4.5 standard deviations of a binomial(600, 0.2) (1.6 points); three
+    // (± 5) fail about once in 450 runs of the sidecar's unseeded draw, and did once here.
+    expect(share).toBeGreaterThan(0.125)
+    expect(share).toBeLessThan(0.275)
     // Aborted requests never reached the upstream.
     expect(fast.count()).toBe(total - aborted.length)
   })
