@@ -132,7 +132,12 @@ export async function startRecordingUpstream(
 export function rawExchange(
   port: number,
   text: string,
-  opts: { ms?: number; then?: (socket: Socket, soFar: () => string) => void } = {},
+  opts: {
+    ms?: number
+    then?: (socket: Socket, soFar: () => string) => void
+    /** Finish as soon as what came back satisfies this (the connection may stay open). */
+    until?: (text: string) => boolean
+  } = {},
 ): Promise<{ text: string; closed: boolean }> {
   return new Promise((resolve) => {
     const socket = connect(port, '127.0.0.1')
@@ -148,6 +153,7 @@ export function rawExchange(
     const timer = setTimeout(() => finish(false), opts.ms ?? 3000)
     socket.on('data', (d) => {
       got += d.toString('latin1')
+      if (opts.until?.(got)) finish(false)
     })
     socket.on('error', () => finish(true))
     socket.on('close', () => finish(true))
