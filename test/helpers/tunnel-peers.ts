@@ -134,7 +134,7 @@ export function rawExchange(
   text: string,
   opts: {
     ms?: number
-    then?: (socket: Socket, soFar: () => string) => void
+    after?: (socket: Socket, soFar: () => string) => void
     /** Finish as soon as what came back satisfies this (the connection may stay open). */
     until?: (text: string) => boolean
   } = {},
@@ -159,7 +159,7 @@ export function rawExchange(
     socket.on('close', () => finish(true))
     socket.on('connect', () => {
       socket.write(text)
-      opts.then?.(socket, () => got)
+      opts.after?.(socket, () => got)
     })
   })
 }

@@ -58,7 +58,7 @@ describe('upgrade requests on the wire', () => {
   it('switches on a 101, passes early bytes both ways after it, and carries a half-close', async () => {
     const before = upstream.received().length
     const res = await rawExchange(sidecar.outboundPort, upgradeHead('/switch'), {
-      then: (socket, soFar) => {
+      after: (socket, soFar) => {
         const wait = setInterval(() => {
           if (!soFar().includes('early')) return
           clearInterval(wait)
@@ -132,7 +132,7 @@ describe('upgrade requests on the wire', () => {
   it('keeps the connection for the next request after a refused upgrade with nothing sent ahead', async () => {
     const res = await rawExchange(sidecar.outboundPort, upgradeHead('/refuse'), {
       ms: 2000,
-      then: (socket, soFar) => {
+      after: (socket, soFar) => {
         const wait = setInterval(() => {
           if (!soFar().endsWith('no')) return
           clearInterval(wait)
