@@ -3,18 +3,23 @@
 // carried, idle connections closed, counts per target in /metrics, and live reloads that open and
 // close ports without cutting open connections.
 
-import { connect, type Socket } from 'node:net'
+import { request } from 'node:http'
+import { connect, createServer, type Server, type Socket } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { meshDir, type SidecarProcess, startSidecarProcess } from '../helpers/sidecar-process.ts'
 import { freePort, startTcpEcho, type TcpEcho } from '../helpers/tunnel-peers.ts'
 
 let a: TcpEcho
 let b: TcpEcho
+/** A server that accepts and never reads. */
+let sink: Server
+let sinkPort: number
 let refusedPort: number
 let splitPort: number
 let failoverPort: number
 let idlePort: number
 let addedPort: number
+let stalledPort: number
 let sidecar: SidecarProcess
 const files = meshDir()
 let configPath: string
@@ -33,6 +38,10 @@ function mesh(extra: Record<string, unknown> = {}, without: string[] = []) {
       // Never eject: every connection that draws `refusing` must go through the connect retry.
       outlierDetection: { consecutive5xx: 0 },
     },
+    stalled: {
+      listener: { protocol: 'tcp', port: stalledPort },
+      targets: { sink: { tcp: `127.0.0.1:${sinkPort}` } },
+    },
     idle: {
       listener: { protocol: 'tcp', port: idlePort },
       targets: { a: { tcp: a.address } },
@@ -47,7 +56,14 @@ function mesh(extra: Record<string, unknown> = {}, without: string[] = []) {
 beforeAll(async () => {
   a = await startTcpEcho('a')
   b = await startTcpEcho('b')
-  ;[refusedPort, splitPort, failoverPort, idlePort, addedPort] = await Promise.all([
+  sink = createServer({ pauseOnConnect: true }, (socket) => {
+    socket.on('error', () => {})
+    // Reads nothing: whatever reaches it waits in the kernel.
+  })
+  await new Promise<void>((resolve) => sink.listen(0, '127.0.0.1', resolve))
+  sinkPort = (sink.address() as { port: number }).port
+  ;[refusedPort, splitPort, failoverPort, idlePort, addedPort, stalledPort] = await Promise.all([
+    freePort(),
     freePort(),
     freePort(),
     freePort(),
@@ -61,6 +77,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await sidecar?.stop()
   await Promise.all([a?.close(), b?.close()])
+  sink?.close()
   files.remove()
 })
 
@@ -126,6 +143,48 @@ describe('tcp services', () => {
         /meshgate_tunnel_connections_total\{mesh="tcp",service="failover",target="good",protocol="tcp"\} (\d+)/,
       ),
     ).toBe(total)
+  })
+
+  it('holds a bounded amount for an upstream that does not read (backpressure), not the stream', async () => {
+    const socket = connect(stalledPort, '127.0.0.1')
+    await new Promise((resolve) => socket.once('connect', resolve))
+    const chunk = Buffer.alloc(1 << 20, 120)
+    let offered = 0
+    // Offer up to 256 MB, one chunk per drain; stop when no drain comes for a while (the pipe is full).
+    for (; offered < 256 << 20; offered += chunk.length) {
+      if (socket.write(chunk)) continue
+      const drained = await new Promise<boolean>((resolve) => {
+        const t = setTimeout(() => resolve(false), 1500)
+        socket.once('drain', () => {
+          clearTimeout(t)
+          resolve(true)
+        })
+      })
+      if (!drained) break
+    }
+    const accepted = socket.bytesWritten - socket.writableLength
+    socket.destroy()
+    // What left the client sits in kernel buffers (a few MB each on loopback) and at most a socket's
+    // write buffer in the sidecar: nowhere near the 256 MB an unbounded relay would have taken.
+    expect(offered).toBeLessThan(256 << 20)
+    expect(accepted).toBeLessThan(48 << 20)
+  })
+
+  it('answers an HTTP request for a tcp service with 404 no_route', async () => {
+    const res = await new Promise<{ status: number; error: unknown; body: string }>((resolve, reject) => {
+      const req = request(`${sidecar.outbound}/`, { headers: { host: 'split' } }, (r) => {
+        let body = ''
+        r.on('data', (d) => {
+          body += d
+        })
+        r.on('end', () => resolve({ status: r.statusCode ?? 0, error: r.headers['x-meshgate-error'], body }))
+      })
+      req.on('error', reject)
+      req.end()
+    })
+    expect(res.status).toBe(404)
+    expect(res.error).toBe('no_route')
+    expect(JSON.parse(res.body)).toMatchObject({ reason: 'tcp_service' })
   })
 
   it('carries a half-close: the client ends its side and still reads the answer', async () => {
