@@ -346,7 +346,11 @@ const retry =
           if (env.clock.now() + delay < call.deadline) {
             if (budget.tryAcquireRetry()) {
               holdingRetry = true
-              if (res) discardBody(res.body)
+              if (res) {
+                discardBody(res.body)
+                // A switched connection nobody will tunnel (a route retrying on 101): let it go.
+                res.upgrade?.destroy()
+              }
               await sleep(env.timers, delay, call.signal)
               call.retries++
               continue
@@ -674,10 +678,22 @@ export function createMeshRuntime(
       const err = new MeshError(ErrorCodes.unknownService, 'unknown service', { details: { service } })
       return Promise.resolve(reject(service, req, err, start, ctx?.trace))
     }
-    const route = svc.compiled.routes.match(req.method, req.path, req.headers)
+    // A tcp service takes connections on its own port (pickStream), never HTTP requests: in every
+    // runtime (the sidecar, context.mesh.fetch, the gateway) an HTTP call to it has no route.
+    const route = svc.compiled.config.listener
+      ? undefined
+      : svc.compiled.routes.match(req.method, req.path, req.headers)
     if (!route)
       return Promise.resolve(
-        reject(service, req, new MeshError(ErrorCodes.noRoute, 'no route'), start, ctx?.trace),
+        reject(
+          service,
+          req,
+          svc.compiled.config.listener
+            ? new MeshError(ErrorCodes.noRoute, 'a tcp service', { details: { reason: 'tcp_service' } })
+            : new MeshError(ErrorCodes.noRoute, 'no route'),
+          start,
+          ctx?.trace,
+        ),
       )
     const call: Call = {
       svc,

@@ -37,12 +37,6 @@ export function createOutboundHandler(deps: OutboundDeps) {
     const host = stripHopByHop(headers)
     const services = runtime.config.services
     const target = resolveOutbound(req.url, host, (name) => Object.hasOwn(services, name))
-    // A tcp service takes connections on its own port, not HTTP requests.
-    if (target.kind === 'service' && services[target.service]!.listener !== undefined)
-      return req.respond(
-        sidecarError(ErrorCodes.noRoute, 'a tcp service', { service: target.service, reason: 'tcp_service' }),
-        close,
-      )
     if (target.kind === 'bad') return req.respond(sidecarError(ErrorCodes.badRequest, target.reason), close)
     // Once, here: the path the router matches is the path the upstream gets.
     const edge = edgePath(target.path, runtime.config.pathNormalization)
