@@ -733,6 +733,7 @@ export function createMeshRuntime(
    * A TCP service's connection: the target by the route's weights, the endpoint by the target's
    * balancer (ejected ones skipped), never one in `exclude` (connects that failed already). A target
    * with no endpoint left is dropped from the draw, so a retry moves to another target by weight.
+   * Undefined when nothing is left to try, or when the target's `maxConnections` are open.
    */
   function pickStream(service: string, exclude: ReadonlySet<string>): StreamPick | undefined {
     const svc = services.get(service)
@@ -757,6 +758,11 @@ export function createMeshRuntime(
     const endpoint = state.balancer.pick(pool, state.isEjected, random)
     if (endpoint === undefined) return undefined
     const labelsOf = { mesh: env.mesh, service, route: route.name, target: name }
+    // Envoy's max_connections: a target's open connections are bounded (circuitBreaker.maxConnections).
+    if (!state.breaker.tryOpenConnection()) {
+      env.sink.event?.(MeshEventKinds.circuitOpen, labelsOf)
+      return undefined
+    }
     state.balancer.started(endpoint.id)
     let open = true
     return {
@@ -774,6 +780,7 @@ export function createMeshRuntime(
         if (!open) return
         open = false
         state.balancer.finished(endpoint.id)
+        state.breaker.closeConnection()
       },
     }
   }

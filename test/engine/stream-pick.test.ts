@@ -111,3 +111,23 @@ describe('HTTP requests for a tcp service', () => {
     expect(invoker.calls).toHaveLength(0)
   })
 })
+
+describe('tcp connections and the circuit breaker', () => {
+  it('bounds a target’s open connections by circuitBreaker.maxConnections', async () => {
+    const { runtime, events } = await meshFromYaml(
+      `${TCP}    circuitBreaker: { maxConnections: 2 }\n`.replace('to: { a: 90, b: 10 }', 'to: a'),
+      () => ok(),
+    )
+    const first = runtime.pickStream('db', new Set())!
+    const second = runtime.pickStream('db', new Set())!
+    expect(runtime.pickStream('db', new Set())).toBeUndefined()
+    expect(events).toContain('circuit-open')
+    first.closed()
+    first.closed() // idempotent: frees one slot, not two
+    const third = runtime.pickStream('db', new Set())!
+    expect(third).toBeDefined()
+    expect(runtime.pickStream('db', new Set())).toBeUndefined()
+    second.connected(false) // a failed connect frees its slot too
+    expect(runtime.pickStream('db', new Set())).toBeDefined()
+  })
+})
