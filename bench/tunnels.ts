@@ -15,7 +15,7 @@
 import { once } from 'node:events'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { connect } from 'node:net'
-import { tmpdir } from 'node:os'
+import { loadavg, tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import WebSocket from 'ws'
@@ -262,7 +262,9 @@ backend tcp
     const h = results.get('haproxy')!
     const ratio = (xs: number[], base: number[]) => median(xs.map((x, i) => x / base[i]!))
     console.log(
-      `npm run bench:tunnels -- --rounds ${rounds} --messages ${messages} --megabytes ${megabytes}: medians of ${rounds} interleaved rounds; idle hold ${idleHold === undefined ? 'not available' : 'on'}; other processes on the machine used ${(othersShare * 100).toFixed(0)}% of a core on average\n`,
+      `npm run bench:tunnels -- --rounds ${rounds} --messages ${messages} --megabytes ${megabytes}: medians of ${rounds} interleaved rounds; idle hold ${idleHold === undefined ? 'not available' : 'on'}; other processes on the machine used ${(othersShare * 100).toFixed(0)}% of a core on average (long-lived ones only); load average ${loadavg()
+        .map((l) => l.toFixed(1))
+        .join(' ')}\n`,
     )
     console.log(
       '| | ws round trip p50 ms | p99 ms | ws msgs/s, 1 socket | × HAProxy | ws msgs/s, 16 sockets | × HAProxy | tcp echo MB/s | × HAProxy |',

@@ -106,6 +106,7 @@ export function createTcpServices(opts: TcpServicesOptions): TcpServices {
         else {
           connecting--
           client.destroy()
+          if (!clientGone) opts.notice('tcp_no_upstream', { service, port: port.address, tried: [...tried] })
         }
       }
       upstream.once('error', onFail)
