@@ -17,18 +17,19 @@ let b: WsEcho
 let refusing: RecordingUpstream
 let sidecar: SidecarProcess
 const files = meshDir()
+let mesh: (chatTo: unknown) => unknown
 
 beforeAll(async () => {
   a = await startWsEcho('a')
   b = await startWsEcho('b')
   refusing = await startRecordingUpstream(() => 'HTTP/1.1 403 Forbidden\r\ncontent-length: 2\r\n\r\nno')
-  const configPath = files.write('mesh.json', {
+  mesh = (chatTo) => ({
     version: 1,
     mesh: 'ws',
     services: {
       chat: {
         targets: { a: { http: a.url }, b: { http: b.url } },
-        routes: [{ name: 'split', to: { a: 90, b: 10 }, retries: { attempts: 0 } }],
+        routes: [{ name: 'split', to: chatTo, retries: { attempts: 0 } }],
       },
       quiet: {
         targets: { a: { http: a.url } },
@@ -38,6 +39,7 @@ beforeAll(async () => {
       refusing: { targets: { r: { http: refusing.url } } },
     },
   })
+  const configPath = files.write('mesh.json', mesh({ a: 90, b: 10 }))
   sidecar = await startSidecarProcess({ configPath, service: 'chat', app: a.url })
 })
 
@@ -164,6 +166,29 @@ describe('WebSocket through the sidecar', () => {
       ws.once('error', () => {})
     })
     expect(res).toEqual({ status: 403, body: 'no' })
+  })
+
+  it('keeps an open tunnel through a reload; new upgrades use the new routes', async () => {
+    const ws = new WebSocket(`${sidecar.outbound.replace('http:', 'ws:')}/socket`, {
+      headers: { host: 'chat' },
+    })
+    const answers: string[] = []
+    ws.on('message', (d) => answers.push(d.toString()))
+    await new Promise((resolve, reject) => {
+      ws.once('open', resolve)
+      ws.once('error', reject)
+    })
+    ws.send('before')
+    await new Promise<void>((resolve) => ws.once('message', () => resolve()))
+    const server = answers[0]!.split(':')[0]
+    files.write('mesh.json', mesh('b'))
+    await sidecar.waitForLine(/config reloaded/, 10_000)
+    ws.send('after')
+    await new Promise<void>((resolve) => ws.once('message', () => resolve()))
+    // The same tunnel, to the same server, across the swap.
+    expect(answers).toEqual([`${server}:before`, `${server}:after`])
+    ws.close()
+    for (let i = 0; i < 20; i++) expect(await echoOnce(sidecar.outbound, 'chat', `n${i}`)).toBe(`b:n${i}`)
   })
 
   it('counts tunnels with bytes each way in /metrics, with bounded labels', async () => {
