@@ -79,6 +79,20 @@ describe('upgrade requests on the wire', () => {
     expect(seen[0]!.endsWith('\r\n\r\nping')).toBe(true)
   })
 
+  it('passes bytes sent ahead of the 101 through the tunnel after it, in order', async () => {
+    const before = upstream.received().length
+    const res = await rawExchange(sidecar.outboundPort, `${upgradeHead('/switch')}AHEAD`, {
+      ms: 3000,
+      until: (t) => t.endsWith('earlyAHEAD'),
+    })
+    expect(res.text).toMatch(/^HTTP\/1\.1 101 Switching Protocols\r\n[\s\S]*\r\n\r\nearlyAHEAD$/)
+    const seen = since(before)
+    expect(seen).toHaveLength(1)
+    // One head, then the early bytes as tunnel data: never a second request.
+    expect(seen[0]!.match(/HTTP\/1\.1/g)).toHaveLength(1)
+    expect(seen[0]!.endsWith('\r\n\r\nAHEAD')).toBe(true)
+  })
+
   it('ignores Upgrade without Connection: upgrade: an ordinary request, no upgrade forwarded', async () => {
     const before = upstream.received().length
     const res = await rawExchange(
