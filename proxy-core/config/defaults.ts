@@ -4,6 +4,28 @@ import type { CircuitBreakerConfig, OutlierConfig, RetryBudgetConfig, RetryConfi
 /** 15 s: Envoy's route timeout default. */
 export const DEFAULT_TIMEOUT_MS = 15_000
 
+/**
+ * An upgraded connection (WebSocket) with no byte either way for this long closes, ms: 5 min, Envoy's
+ * `stream_idle_timeout`, which is what bounds its upgraded streams; nginx's `proxy_read_timeout` is
+ * 60 s, which WebSocket guides routinely raise. Set per route with `idleTimeout`.
+ */
+export const DEFAULT_UPGRADE_IDLE_TIMEOUT_MS = 300_000
+
+/**
+ * A TCP service's connection with no byte either way for this long closes, ms: 1 h, Envoy's
+ * `tcp_proxy` `idle_timeout` default (and Istio's `connectionPool.tcp.idleTimeout`).
+ */
+export const DEFAULT_TCP_IDLE_TIMEOUT_MS = 3_600_000
+
+/** Longest wait for one TCP connect to a target of a tcp service, ms: 5 s, Envoy's cluster `connect_timeout`. */
+export const DEFAULT_TCP_CONNECT_TIMEOUT_MS = 5_000
+
+/**
+ * Ports a tcp service may not take: the sidecar's own (DESIGN: outbound 15001, inbound 15006, admin
+ * 15000), and the privileged range below 1024, which the sidecar (uid 1000 in the image) cannot bind.
+ */
+export const RESERVED_TCP_PORTS: readonly number[] = [15000, 15001, 15006]
+
 /** Methods RFC 9110 calls idempotent; others are retried only when a route lists them. */
 export const IDEMPOTENT_METHODS = ['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE'] as const
 

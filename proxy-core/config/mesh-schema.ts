@@ -111,6 +111,11 @@ const httpUrl = string({
   pattern: /^(https?:\/\/[^/\s]+\/?|dns:\/\/[^/\s:]+:\d+|cloudmap:\/\/\S*)$/,
   hint: 'an origin like http://host:port, dns://host:port, or cloudmap://NAMESPACE/SERVICE',
 })
+/** A TCP service's endpoint: `host:port`, or `dns://host:port` (re-resolved as for http targets). */
+const tcpAddress = string({
+  pattern: /^(dns:\/\/)?[A-Za-z0-9.-]+:\d{1,5}$|^(dns:\/\/)?\[[0-9A-Fa-f:.]+\]:\d{1,5}$/,
+  hint: 'host:port (or dns://host:port)',
+})
 /** App Mesh's HealthCheckPolicy (HTTP); ranges checked in normalize.ts, defaults in defaults.ts. */
 const healthCheck = object(
   {
@@ -143,6 +148,13 @@ const target = object(
         'an origin like http://host:port, dns://host:port, cloudmap://NAMESPACE/SERVICE, or a list of origins',
       ),
     ),
+    tcp: optional(
+      either(
+        tcpAddress,
+        list(tcpAddress, { minItems: 1 }),
+        'host:port, dns://host:port, or a list of host:port (targets of a tcp service)',
+      ),
+    ),
     loadBalancer: optional(string({ enum: ['round-robin', 'least-request'] })),
     dnsRefresh: optional(duration('how often dns:// targets are re-resolved (default 5s)')),
     cloudMapRefresh: optional(
@@ -150,7 +162,7 @@ const target = object(
     ),
     healthCheck: optional(healthCheck),
   },
-  { exactlyOne: ['lambda', 'http'] },
+  { exactlyOne: ['lambda', 'http', 'tcp'] },
 )
 
 export const routeSchema = object({
@@ -183,9 +195,20 @@ export const routeSchema = object({
   headers: optional(object({ request: optional(headerOps), response: optional(headerOps) })),
   rewrite: optional(rewrite),
   rollout: optional(rolloutSchema),
+  idleTimeout: optional(
+    duration('an upgraded (WebSocket) or TCP connection closes after this long without a byte either way'),
+  ),
+})
+
+/** `listener: { protocol: tcp, port: N }`: routed per connection (docs/sidecar.md#tcp-services). */
+const listener = object({
+  protocol: string({ enum: ['tcp'], description: 'tcp (HTTP services need no listener)' }),
+  port: number({ min: 1, max: 65535, integer: true, description: 'opened on the outbound address' }),
+  connectTimeout: optional(duration('longest wait for one connect to a target (default 5s)')),
 })
 
 const service = object({
+  listener: optional(listener),
   targets: record(target, { key: NAME, keyHint: NAME_HINT, minProperties: 1 }),
   routes: optional(list(routeSchema)),
   outlierDetection: optional(outlierSchema),
@@ -200,6 +223,7 @@ export const meshSchema = object(
     defaults: optional(
       object({
         timeout: optional(duration()),
+        idleTimeout: optional(duration()),
         retries: optional(retriesSchema),
         retryBudget: optional(retryBudgetSchema),
         outlierDetection: optional(outlierSchema),

@@ -26,8 +26,12 @@ import {
   DEFAULT_RETRIES,
   DEFAULT_RETRY_BUDGET,
   DEFAULT_SAMPLING,
+  DEFAULT_TCP_CONNECT_TIMEOUT_MS,
+  DEFAULT_TCP_IDLE_TIMEOUT_MS,
   DEFAULT_TIMEOUT_MS,
+  DEFAULT_UPGRADE_IDLE_TIMEOUT_MS,
   HEALTH_CHECK_LIMITS,
+  RESERVED_TCP_PORTS,
 } from './defaults.ts'
 import { formatDuration } from './duration.ts'
 import type { RawMesh, RawRetries } from './mesh-schema.ts'
@@ -253,22 +257,152 @@ function httpTarget(name: string, raw: RawTarget, path: ConfigPath, problems: Pr
   return { ...base, endpoints }
 }
 
+/** A tcp service's target: `host:port` endpoints as `tcp://host:port`, or one `dns://host:port`. */
+function tcpTarget(name: string, raw: RawTarget, path: ConfigPath, problems: Problem[]): TargetConfig {
+  const addresses = typeof raw.tcp === 'string' ? [raw.tcp] : (raw.tcp ?? [])
+  for (const key of ['healthCheck', 'cloudMapRefresh'] as const) {
+    if (raw[key] === undefined) continue
+    problems.push({
+      path: [...path, key],
+      message: `${key} applies only to http targets (a tcp target is checked by its connects: outlier detection)`,
+      atKey: true,
+    })
+  }
+  const base = {
+    kind: 'http' as const,
+    name,
+    loadBalancer: (raw.loadBalancer ?? 'round-robin') as LoadBalancer,
+    dnsRefresh: raw.dnsRefresh ?? DEFAULT_DNS_REFRESH_MS,
+  }
+  const endpoints: string[] = []
+  for (const [i, address] of addresses.entries()) {
+    const at = typeof raw.tcp === 'string' ? [...path, 'tcp'] : [...path, 'tcp', i]
+    const dns = address.startsWith('dns://')
+    const hostPort = dns ? address.slice('dns://'.length) : address
+    const colon = hostPort.lastIndexOf(':')
+    const port = Number(hostPort.slice(colon + 1))
+    if (!(port >= 1 && port <= 65535)) {
+      problems.push({ path: at, message: `the port must be 1 to 65535, got ${hostPort.slice(colon + 1)}` })
+      continue
+    }
+    if (dns) {
+      if (addresses.length > 1)
+        problems.push({ path: at, message: 'a dns:// target must be the only address of its target' })
+      return { ...base, endpoints: [], dns: { host: hostPort.slice(0, colon), port, protocol: 'tcp' } }
+    }
+    endpoints.push(`tcp://${hostPort}`)
+  }
+  return { ...base, endpoints }
+}
+
+/** Route keys that only mean something for HTTP requests: a tcp service's route may not set them. */
+const L7_ROUTE_KEYS = ['match', 'stickiness', 'timeout', 'fault', 'mirror', 'headers', 'rewrite'] as const
+/** Of `retries`, a tcp route keeps `attempts` (connect retries); the rest is about HTTP answers. */
+const L7_RETRY_KEYS = ['perTryTimeout', 'on', 'backoff', 'methods'] as const
+
+/** The checks that make a service a valid tcp service (docs/sidecar.md#tcp-services). */
+function checkTcpService(
+  svc: RawService,
+  sPath: ConfigPath,
+  problems: Problem[],
+  ports: Map<number, string>,
+  serviceName: string,
+): void {
+  const port = svc.listener?.port
+  if (port !== undefined) {
+    const lPath = [...sPath, 'listener', 'port']
+    const other = ports.get(port)
+    if (other !== undefined)
+      problems.push({ path: lPath, message: `port ${port} is already the listener of service "${other}"` })
+    else ports.set(port, serviceName)
+    if (port < 1024)
+      problems.push({
+        path: lPath,
+        message: `port ${port} is privileged (below 1024): the sidecar runs as an unprivileged user; pick 1024 or above`,
+      })
+    if (RESERVED_TCP_PORTS.includes(port))
+      problems.push({
+        path: lPath,
+        message: `port ${port} is one of the sidecar's own ports (${RESERVED_TCP_PORTS.join(', ')})`,
+      })
+  }
+  for (const [targetName, t] of Object.entries(svc.targets ?? {})) {
+    const tPath = [...sPath, 'targets', targetName]
+    if (t.lambda !== undefined)
+      problems.push({
+        path: [...tPath, 'lambda'],
+        message:
+          'a tcp service cannot have Lambda targets: a function answers one event at a time, not a connection',
+        atKey: true,
+      })
+    else if (t.http !== undefined)
+      problems.push({
+        path: [...tPath, 'http'],
+        message: 'the targets of a tcp service are tcp: host:port (http: is for HTTP services)',
+        atKey: true,
+      })
+  }
+  const routes = svc.routes ?? []
+  if (routes.length > 1)
+    problems.push({
+      path: [...sPath, 'routes', 1],
+      message: 'a tcp service has one route: a connection carries no request to match on',
+    })
+  routes.forEach((r, i) => {
+    if (!r) return
+    const rPath = [...sPath, 'routes', i]
+    for (const key of L7_ROUTE_KEYS) {
+      if (r[key] === undefined) continue
+      problems.push({
+        path: [...rPath, key],
+        message: `${key} applies to HTTP routes only; a tcp route has name, to, retries.attempts and idleTimeout`,
+        atKey: true,
+      })
+    }
+    for (const key of L7_RETRY_KEYS) {
+      if (r.retries?.[key] === undefined) continue
+      problems.push({
+        path: [...rPath, 'retries', key],
+        message: `retries.${key} applies to HTTP routes only; a tcp route retries the connect alone (retries.attempts)`,
+        atKey: true,
+      })
+    }
+  })
+}
+
 export function normalizeMesh(raw: RawMesh, source: string, problems: Problem[]): MeshConfig {
   const d: NonNullable<RawMesh['defaults']> = raw.defaults ?? {}
   const defaultRetries = mergeRetries(DEFAULT_RETRIES, d.retries)
   const defaultTimeout = d.timeout ?? DEFAULT_TIMEOUT_MS
+  const upgradeIdle = d.idleTimeout ?? DEFAULT_UPGRADE_IDLE_TIMEOUT_MS
+  const tcpIdle = d.idleTimeout ?? DEFAULT_TCP_IDLE_TIMEOUT_MS
   const defaultBudget = { ...DEFAULT_RETRY_BUDGET, ...d.retryBudget }
   const defaultOutlier = { ...DEFAULT_OUTLIER, ...d.outlierDetection }
   const defaultBreaker = { ...DEFAULT_CIRCUIT_BREAKER, ...d.circuitBreaker }
 
   const services: Record<string, ServiceConfig> = {}
+  /** tcp listener port → the service that has it. */
+  const tcpPorts = new Map<number, string>()
   // Parts that failed the schema are missing here (see Schema.check): skip them, their problems are
   // already reported, and check what remains.
   for (const [serviceName, svc] of Object.entries(raw.services ?? {})) {
     const sPath = ['services', serviceName]
+    const tcp = svc.listener !== undefined
+    if (tcp) checkTcpService(svc, sPath, problems, tcpPorts, serviceName)
     const targets: Record<string, TargetConfig> = {}
     for (const [targetName, t] of Object.entries(svc.targets ?? {})) {
       const tPath = [...sPath, 'targets', targetName]
+      if (t.tcp !== undefined) {
+        if (!tcp)
+          problems.push({
+            path: [...tPath, 'tcp'],
+            message:
+              'tcp targets belong to a tcp service: give the service listener: { protocol: tcp, port: N }',
+            atKey: true,
+          })
+        targets[targetName] = tcpTarget(targetName, t, tPath, problems)
+        continue
+      }
       if (t.lambda) {
         for (const key of ['healthCheck', 'cloudMapRefresh'] as const) {
           if (t[key] === undefined) continue
@@ -332,6 +466,7 @@ export function normalizeMesh(raw: RawMesh, source: string, problems: Problem[])
         timeout: r.timeout ?? defaultTimeout,
         retries,
         headers: { request: headerOps(r.headers?.request), response: headerOps(r.headers?.response) },
+        idleTimeout: r.idleTimeout ?? (tcp ? tcpIdle : upgradeIdle),
       }
       if (r.stickiness) route.stickiness = r.stickiness
       if (r.fault) route.fault = r.fault
@@ -359,12 +494,22 @@ export function normalizeMesh(raw: RawMesh, source: string, problems: Problem[])
         timeout: defaultTimeout,
         retries: defaultRetries,
         headers: { request: headerOps(undefined), response: headerOps(undefined) },
+        idleTimeout: tcp ? tcpIdle : upgradeIdle,
       })
     }
     services[serviceName] = {
       name: serviceName,
       targets,
       routes,
+      ...(svc.listener === undefined
+        ? {}
+        : {
+            listener: {
+              protocol: 'tcp' as const,
+              port: svc.listener.port,
+              connectTimeout: svc.listener.connectTimeout ?? DEFAULT_TCP_CONNECT_TIMEOUT_MS,
+            },
+          }),
       outlierDetection: { ...defaultOutlier, ...svc.outlierDetection },
       circuitBreaker: { ...defaultBreaker, ...svc.circuitBreaker },
       retryBudget: { ...defaultBudget, ...svc.retryBudget },

@@ -11,6 +11,11 @@ export const ErrorCodes = {
   unknownService: 'unknown_service',
   /** A Lambda target ran and threw: API Gateway answers 502 for the same. */
   functionError: 'function_error',
+  /**
+   * An upgrade (WebSocket...) routed to a target that cannot switch protocols: a Lambda function
+   * answers one event with one response (501, as for any feature the server does not implement).
+   */
+  upgradeNotSupported: 'upgrade_not_supported',
   // Refusals at the HTTP edge, one code per status (RFC 9110 §15.5, §15.6).
   badRequest: 'bad_request',
   /** A request path the mesh will not route (engine/path-normalize.ts): 400, with a `reason`. */
@@ -36,6 +41,7 @@ const STATUS: Readonly<Record<ErrorCode, number>> = {
   no_route: 404,
   unknown_service: 404,
   function_error: 502,
+  upgrade_not_supported: 501,
   bad_request: 400,
   invalid_path: 400,
   method_not_allowed: 405,

@@ -38,6 +38,7 @@ import {
   type MeshRuntimeOptions,
   type Random,
   type RequestContext,
+  type StreamPick,
   systemClock,
   systemRandom,
   systemTimers,
@@ -48,6 +49,7 @@ import {
   type TraceContext,
   UpstreamFailure,
 } from './types.ts'
+import { createWeightedPicker } from './weighted.ts'
 
 interface TargetState {
   readonly config: TargetConfig
@@ -212,6 +214,13 @@ const observe =
     env.load.inFlight++
     try {
       res = await next(call)
+      // A switched connection: the adapter that tunnels it needs to know what carried it.
+      const up = res.upgrade
+      if (up !== undefined) {
+        up.route = call.route.name
+        up.target = call.target?.config.name
+        up.idleTimeout = call.route.idleTimeout
+      }
     } catch (err) {
       const meshErr =
         err instanceof MeshError ? err : failureToError(failureOf(err).kind, pastDeadline(env, call))
@@ -337,7 +346,11 @@ const retry =
           if (env.clock.now() + delay < call.deadline) {
             if (budget.tryAcquireRetry()) {
               holdingRetry = true
-              if (res) discardBody(res.body)
+              if (res) {
+                discardBody(res.body)
+                // A switched connection nobody will tunnel (a route retrying on 101): let it go.
+                res.upgrade?.destroy()
+              }
               await sleep(env.timers, delay, call.signal)
               call.retries++
               continue
@@ -374,9 +387,20 @@ function labels(env: Env, call: Call) {
 function attempt(env: Env): Invoke {
   return async (call) => {
     const target = call.target!
+    // A function answers one event with one response: it can never take over a connection.
+    if (call.req.upgrade !== undefined && target.config.kind === 'lambda')
+      throw new MeshError(ErrorCodes.upgradeNotSupported, 'a Lambda target cannot take an upgrade', {
+        details: { target: target.config.name },
+      })
     const endpoint = target.balancer.pick(target.endpoints, target.isEjected, env.random)
     if (!endpoint)
       throw new UpstreamFailure(FailureKinds.connectFailure, `no endpoints for target ${target.config.name}`)
+    // TLS origins go through undici (invokers/http-invoker.ts), which does not hand over a switched
+    // connection: refused as clearly as a Lambda target, instead of an upgrade silently dropped.
+    if (call.req.upgrade !== undefined && endpoint.id.startsWith('https:'))
+      throw new MeshError(ErrorCodes.upgradeNotSupported, 'an https target cannot take an upgrade yet', {
+        details: { target: target.config.name },
+      })
     const policy = call.route.retry
     const now = env.clock.now()
     const remaining = call.deadline - now
@@ -409,6 +433,7 @@ function attempt(env: Env): Invoke {
       headers: call.req.headers,
       body: call.req.body,
       remoteAddress: call.req.remoteAddress,
+      upgrade: call.req.upgrade,
       service: call.svc.compiled.name,
       attempt: call.retries + 1,
     }
@@ -458,7 +483,8 @@ function attempt(env: Env): Invoke {
  */
 function mirrorer(env: Env) {
   return (call: Call, target: TargetState): void => {
-    if (!isReplayableBody(call.req.body)) return
+    // An upgrade would open a second connection that nobody reads.
+    if (call.req.upgrade !== undefined || !isReplayableBody(call.req.body)) return
     const endpoint = target.balancer.pick(target.endpoints, target.isEjected, env.random)
     if (!endpoint) return
     const headers: HeaderMap = { ...call.req.headers }
@@ -652,10 +678,22 @@ export function createMeshRuntime(
       const err = new MeshError(ErrorCodes.unknownService, 'unknown service', { details: { service } })
       return Promise.resolve(reject(service, req, err, start, ctx?.trace))
     }
-    const route = svc.compiled.routes.match(req.method, req.path, req.headers)
+    // A tcp service takes connections on its own port (pickStream), never HTTP requests: in every
+    // runtime (the sidecar, context.mesh.fetch, the gateway) an HTTP call to it has no route.
+    const route = svc.compiled.config.listener
+      ? undefined
+      : svc.compiled.routes.match(req.method, req.path, req.headers)
     if (!route)
       return Promise.resolve(
-        reject(service, req, new MeshError(ErrorCodes.noRoute, 'no route'), start, ctx?.trace),
+        reject(
+          service,
+          req,
+          svc.compiled.config.listener
+            ? new MeshError(ErrorCodes.noRoute, 'a tcp service', { details: { reason: 'tcp_service' } })
+            : new MeshError(ErrorCodes.noRoute, 'no route'),
+          start,
+          ctx?.trace,
+        ),
       )
     const call: Call = {
       svc,
@@ -668,6 +706,7 @@ export function createMeshRuntime(
         headers: ctx?.ownsHeaders === true ? req.headers : { ...req.headers },
         body: req.body,
         remoteAddress: req.remoteAddress,
+        upgrade: req.upgrade,
       },
       trace: traceFor(req, ctx),
       signal: ctx?.signal,
@@ -688,6 +727,62 @@ export function createMeshRuntime(
     const path = route.rewrite ? rewritePath(req.path, route.match.path?.prefix, route.rewrite) : req.path
     const headers = route.rewrite?.host ? { ...req.headers, host: route.rewrite.host } : req.headers
     return handle(route.service, { ...req, path, headers }, ctx)
+  }
+
+  /**
+   * A TCP service's connection: the target by the route's weights, the endpoint by the target's
+   * balancer (ejected ones skipped), never one in `exclude` (connects that failed already). A target
+   * with no endpoint left is dropped from the draw, so a retry moves to another target by weight.
+   * Undefined when nothing is left to try, or when the target's `maxConnections` are open.
+   */
+  function pickStream(service: string, exclude: ReadonlySet<string>): StreamPick | undefined {
+    const svc = services.get(service)
+    const route = svc?.compiled.routes.routes[0]
+    if (svc === undefined || route === undefined) return undefined
+    const usable = (t: TargetState | undefined): readonly Endpoint[] =>
+      t === undefined ? [] : exclude.size === 0 ? t.endpoints : t.endpoints.filter((e) => !exclude.has(e.id))
+    let name = route.picker.pick(random)
+    let target = svc.targets.get(name)
+    let pool = usable(target)
+    if (pool.length === 0) {
+      // Rare (a retry after every endpoint of the drawn target failed): redraw among the others.
+      const rest: Record<string, number> = {}
+      for (const [t, w] of Object.entries(route.to))
+        if (w > 0 && usable(svc.targets.get(t)).length > 0) rest[t] = w
+      if (Object.keys(rest).length === 0) return undefined
+      name = createWeightedPicker(rest).pick(random)
+      target = svc.targets.get(name)
+      pool = usable(target)
+    }
+    const state = target!
+    const endpoint = state.balancer.pick(pool, state.isEjected, random)
+    if (endpoint === undefined) return undefined
+    const labelsOf = { mesh: env.mesh, service, route: route.name, target: name }
+    // Envoy's max_connections: a target's open connections are bounded (circuitBreaker.maxConnections).
+    if (!state.breaker.tryOpenConnection()) {
+      env.sink.event?.(MeshEventKinds.circuitOpen, labelsOf)
+      return undefined
+    }
+    state.balancer.started(endpoint.id)
+    let open = true
+    return {
+      route: route.name,
+      target: name,
+      endpoint: endpoint.id,
+      idleTimeout: route.idleTimeout,
+      connected(ok: boolean) {
+        const outcome = ok ? { status: 200 } : { failure: FailureKinds.connectFailure }
+        if (state.outlier.record(endpoint.id, outcome, state.endpoints.length))
+          env.sink.event?.(MeshEventKinds.ejection, labelsOf)
+        if (!ok) this.closed()
+      },
+      closed() {
+        if (!open) return
+        open = false
+        state.balancer.finished(endpoint.id)
+        state.breaker.closeConnection()
+      },
+    }
   }
 
   function setEndpoints(service: string, target: string, urls: string[]): void {
@@ -722,6 +817,7 @@ export function createMeshRuntime(
     config: mesh.config,
     handle,
     handleGateway,
+    pickStream,
     setEndpoints,
     endpoints,
     inFlight: () => env.load.inFlight,

@@ -97,6 +97,11 @@ export interface RouteConfig {
   mirror?: { target: string; percent: number }
   headers: { request: HeaderOps; response: HeaderOps }
   rewrite?: RewriteConfig
+  /**
+   * A tunnel this route carries (an upgraded connection, or a TCP service's connection) closes after
+   * this long without a byte either way, ms (config/defaults.ts has the defaults and their sources).
+   */
+  idleTimeout: number
 }
 export const LoadBalancers = { roundRobin: 'round-robin', leastRequest: 'least-request' } as const
 export type LoadBalancer = (typeof LoadBalancers)[keyof typeof LoadBalancers]
@@ -108,7 +113,7 @@ export type TargetConfig =
       name: string
       /** Static endpoints as `http(s)://host:port`; or DNS names re-resolved every `dnsRefresh` ms. */
       endpoints: string[]
-      dns?: { host: string; port: number; protocol: 'http' | 'https' }
+      dns?: { host: string; port: number; protocol: 'http' | 'https' | 'tcp' }
       dnsRefresh: number
       /** `cloudmap://NAMESPACE/SERVICE`: endpoints from Cloud Map DiscoverInstances (sidecar only). */
       cloudMap?: CloudMapTargetConfig
@@ -152,10 +157,19 @@ export interface CircuitBreakerConfig {
   maxPendingRequests: number
   maxRequests: number
 }
+/** `listener: { protocol: tcp, port: N }`: the sidecar routes this service per TCP connection. */
+export interface TcpListenerConfig {
+  protocol: 'tcp'
+  port: number
+  /** Longest wait for one connect, ms. */
+  connectTimeout: number
+}
 export interface ServiceConfig {
   name: string
   targets: Record<string, TargetConfig>
   routes: RouteConfig[]
+  /** Set for a TCP service (its targets' endpoints are `tcp://host:port`); absent for HTTP. */
+  listener?: TcpListenerConfig
   outlierDetection: OutlierConfig
   circuitBreaker: CircuitBreakerConfig
   retryBudget: RetryBudgetConfig
@@ -200,12 +214,36 @@ export interface MeshRequest {
   body: MeshBody
   /** The peer's address, for x-forwarded-for. */
   remoteAddress?: string
+  /**
+   * An HTTP/1.1 upgrade the client asked for (`Upgrade` with `Connection: upgrade`): the protocols as
+   * it listed them, e.g. `websocket`. Routed like any request; the upstream's 101 comes back with
+   * `MeshResponse.upgrade`.
+   */
+  upgrade?: string
+}
+
+/**
+ * The upstream side of a connection that switched protocols (a 101 to an upgrade request). The
+ * invoker that made it fills in `protocol` and the endpoint; the pipeline adds the route, target and
+ * idle timeout; the runtime adapter tunnels it (sidecar/tunnel.ts) or, if it never does, destroys it.
+ */
+export interface Upgraded {
+  /** The protocol the upstream switched to (its `Upgrade` field). */
+  readonly protocol: string
+  readonly endpoint: string
+  route?: string
+  target?: string
+  /** ms without a byte either way before the tunnel closes; undefined: the adapter's default. */
+  idleTimeout?: number
+  destroy(): void
 }
 
 export interface MeshResponse {
   status: number
   headers: HeaderMap
   body: MeshBody
+  /** Set only with status 101: the switched connection. */
+  upgrade?: Upgraded
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -368,6 +406,19 @@ export interface TargetEndpointsView {
   endpoints: { id: string; ejected: boolean; healthy: boolean }[]
 }
 
+/** One connection of a TCP service, as the runtime chose it (MeshRuntime.pickStream). */
+export interface StreamPick {
+  readonly route: string
+  readonly target: string
+  /** `tcp://host:port`. */
+  readonly endpoint: string
+  readonly idleTimeout: number
+  /** The connect's outcome, for outlier detection (a failed connect is a gateway error). */
+  connected(ok: boolean): void
+  /** The connection ended: the balancer's count of open connections drops. Idempotent. */
+  closed(): void
+}
+
 export interface RequestContext {
   trace?: TraceContext
   /** Aborts when the downstream client goes away. */
@@ -385,6 +436,8 @@ export interface MeshRuntime {
   handle(service: string, req: MeshRequest, ctx?: RequestContext): Promise<MeshResponse>
   /** Route by the gateway routes (the edge), then into the chosen service. */
   handleGateway(req: MeshRequest, ctx?: RequestContext): Promise<MeshResponse>
+  /** A TCP service's next connection: its target and endpoint; undefined when none is left to try. */
+  pickStream(service: string, exclude: ReadonlySet<string>): StreamPick | undefined
   /** Replace the endpoints of an HTTP target (DNS and Cloud Map discovery). */
   setEndpoints(service: string, target: string, urls: string[]): void
   /** Every HTTP target's endpoints with their outlier and health-check state. */

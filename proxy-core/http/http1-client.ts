@@ -33,6 +33,7 @@ import {
   statusOf,
 } from './http1-codec.ts'
 import { writeAtTurnEnd } from './turn-writes.ts'
+import { agreedProtocol, SocketUpgrade } from './upgraded.ts'
 import { upstreamFailure } from './upstream-failure.ts'
 
 export interface Http1Options {
@@ -144,6 +145,15 @@ class Pool {
     this.wake()
   }
 
+  /**
+   * An upgrade gets a connection of its own, never pooled (after a 101 it leaves the pool; after
+   * anything else it closes) and outside the connection limit, which counts pooled HTTP connections.
+   */
+  assignUpgrade(ex: Exchange): void {
+    this.running++
+    ex.attach(new Conn(this, true))
+  }
+
   /** A connection closed: a waiting exchange can open another. */
   wake(): void {
     if (this.waiting.length > 0 && this.open < this.settings.connections)
@@ -179,16 +189,34 @@ class Conn {
   idleSince = 0
   error: Error | undefined
   readonly pool: Pool
+  /** Switched protocols: the socket belongs to a tunnel, and the pool has let go of it. */
+  upgraded = false
+  /** The listener of a plain (upgrade) connection, which reads into buffers of its own. */
+  readonly onPlain: ((chunk: Buffer) => void) | undefined
 
-  constructor(pool: Pool) {
+  /**
+   * `plain`: read with 'data' events instead of the shared buffer, so that after a 101 the socket
+   * can be handed to a tunnel as an ordinary stream.
+   */
+  constructor(pool: Pool, plain = false) {
     this.pool = pool
     pool.open++
-    const socket = connect({
-      host: pool.host,
-      port: pool.port,
-      noDelay: true,
-      onread: { buffer: READ_BUFFER, callback: (n: number) => this.onRead(n) },
-    })
+    const socket = plain
+      ? connect({ host: pool.host, port: pool.port, noDelay: true })
+      : connect({
+          host: pool.host,
+          port: pool.port,
+          noDelay: true,
+          onread: { buffer: READ_BUFFER, callback: (n: number) => this.onRead(n) },
+        })
+    if (plain) {
+      this.onPlain = (chunk: Buffer) => {
+        const ex = this.exchange
+        if (ex === undefined) this.destroy()
+        else ex.onData(chunk)
+      }
+      socket.on('data', this.onPlain)
+    }
     this.socket = socket
     socket.setTimeout(pool.settings.connectTimeout)
     socket.on('connect', () => {
@@ -204,6 +232,7 @@ class Conn {
       this.error = err
     })
     socket.on('close', () => {
+      if (this.upgraded) return
       pool.open--
       pool.forget(this)
       const ex = this.exchange
@@ -280,6 +309,8 @@ class Exchange {
   /** Request line and header lines, without the framing header and the blank line. */
   private readonly head: string
   private readonly signal: CancelSignal
+  /** The endpoint's id, for the upgrade handle. */
+  origin = ''
   private readonly resolve: (res: MeshResponse) => void
   private readonly reject: (err: unknown) => void
 
@@ -397,6 +428,10 @@ class Exchange {
       }
       buf = buf.subarray(end + 4)
       if (this.status >= 200) return buf
+      if (this.status === 101 && this.req.upgrade !== undefined) {
+        this.switched(buf)
+        return undefined
+      }
       if (this.status === 101) {
         this.fail(failure(FailureKinds.reset, 'upstream switched protocols unasked'))
         return undefined
@@ -413,13 +448,46 @@ class Exchange {
     this.status = status
     this.keepAlive = lines[0]!.charCodeAt(7) === 49 // HTTP/1.1; 1.0 closes unless it says otherwise
     if (this.status < 100) return 'status code'
-    if (this.status < 200) return undefined
+    if (this.status < 200 && !(this.status === 101 && this.req.upgrade !== undefined)) return undefined
     // No prototype: a field named `constructor` or `__proto__` is just a field.
     const headers: HeaderMap = Object.create(null)
     const fields = parseFields(lines, 1, headers, true)
     if (typeof fields === 'string') return fields
     this.headers = headers
     return undefined
+  }
+
+  /**
+   * A 101 to the upgrade this exchange asked for: the connection leaves HTTP and the pool, and goes
+   * back with the response as its `upgrade`, paused, with `rest` (bytes of the new protocol that came
+   * in the same read) copied off the read.
+   */
+  private switched(rest: Buffer): void {
+    const headers = this.headers!
+    const protocol = agreedProtocol(this.req.upgrade!, headers.upgrade)
+    if (protocol === undefined) {
+      this.fail(failure(FailureKinds.reset, 'upstream switched protocols without agreeing to one asked for'))
+      return
+    }
+    const conn = this.detach()
+    if (conn === undefined) return
+    this.phase = Phase.done
+    conn.upgraded = true
+    this.pool.open--
+    this.pool.forget(conn)
+    const socket = conn.socket
+    socket.pause()
+    if (conn.onPlain !== undefined) socket.off('data', conn.onPlain)
+    socket.setTimeout(0)
+    const head = rest.length > 0 ? Buffer.from(rest) : undefined
+    this.settled = true
+    this.signal.removeEventListener('abort', this.onAbort)
+    this.resolve({
+      status: 101,
+      headers: stripResponseHopByHop(headers),
+      body: null,
+      upgrade: new SocketUpgrade(protocol, this.origin, socket, head),
+    })
   }
 
   /** After the final head: pick the framing (RFC 9112 §6.3) and hand the response over. */
@@ -556,7 +624,8 @@ class Exchange {
     if (this.bodyTimer) socket.setTimeout(0)
     // Paused by backpressure on the body's last piece: the next exchange needs it reading again.
     if (socket.isPaused()) socket.resume()
-    this.pool.release(conn, this.keepAlive && this.sent && socket.readable)
+    // A refused upgrade's connection is never pooled: it was opened for one exchange.
+    this.pool.release(conn, this.keepAlive && this.sent && socket.readable && this.req.upgrade === undefined)
   }
 
   onEnd(): void {
@@ -692,6 +761,16 @@ export function createHttp1Invoker(opts: Http1Options = {}): Http1Invoker {
         return Promise.reject(failure(FailureKinds.reset, `invalid header ${JSON.stringify(fields.name)}`))
       }
       head += fields
+      if (req.upgrade !== undefined) {
+        // Connection and Upgrade are hop-by-hop: the edge dropped the client's; these are this hop's.
+        if (/[\r\n]/.test(req.upgrade)) return Promise.reject(failure(FailureKinds.reset, 'invalid upgrade'))
+        head += `connection: upgrade\r\nupgrade: ${req.upgrade}\r\n`
+        return new Promise<MeshResponse>((resolve, reject) => {
+          const ex = new Exchange(pool, req, head, signal, resolve, reject)
+          ex.origin = endpoint.id
+          pool.assignUpgrade(ex)
+        })
+      }
       return new Promise<MeshResponse>((resolve, reject) => {
         pool.assign(new Exchange(pool, req, head, signal, resolve, reject), false)
       })

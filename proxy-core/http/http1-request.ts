@@ -5,7 +5,7 @@
 
 import { type ErrorCode, ErrorCodes } from '../engine/errors.ts'
 import type { HeaderMap } from '../engine/types.ts'
-import { contentLength, parseFields, requestCoding, TOKEN } from './http1-codec.ts'
+import { connectionHas, contentLength, parseFields, requestCoding, TOKEN } from './http1-codec.ts'
 import { MAX_HEADER_COUNT } from './limits.ts'
 
 export interface RequestHead {
@@ -19,6 +19,11 @@ export interface RequestHead {
   readonly length: number
   /** `Expect: 100-continue` was sent. */
   readonly expectContinue: boolean
+  /**
+   * The protocols of an upgrade the edge will try (`websocket`), as the client listed them; undefined
+   * for an ordinary request. See `upgradeOf` for when an Upgrade field is ignored instead.
+   */
+  readonly upgrade: string | undefined
 }
 
 /** Why a head is refused: the error table's code (its status with it) and a reason for the log. */
@@ -105,7 +110,41 @@ export function parseRequestHead(text: string): RequestHead | HeadRefusal {
     if (length < 0) return bad('content-length')
     headers['content-length'] = String(length)
   }
-  return { method, target, http10, headers, length, expectContinue }
+  const upgrade = upgradeOf(headers, http10, length)
+  if (upgrade === null) return bad('upgrade')
+  return { method, target, http10, headers, length, expectContinue, upgrade }
+}
+
+/** `protocol-name ["/" protocol-version]`, each a token (RFC 9110 §7.8). */
+const PROTOCOL = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+(\/[!#$%&'*+\-.^_`|~0-9A-Za-z]+)?$/
+
+/**
+ * The upgrade a request asks for (RFC 9110 §7.8), or undefined when it is an ordinary request, or
+ * null when its Upgrade field is malformed (400). An Upgrade field is ignored, and the request served
+ * as an ordinary one (the field is hop-by-hop and never forwarded), when:
+ * - `Connection` does not list `upgrade`: the sender must send both, and a proxy that forwarded
+ *   only one would leave the two ends disagreeing about what the connection is;
+ * - the request is HTTP/1.0 (RFC 9110 §7.8: a server must ignore it there);
+ * - the request has a body: the switch would happen after the body (RFC 9110 §7.8), which no
+ *   WebSocket or other upgrade uses, and bytes that are body to one parser and tunnel to another are
+ *   how requests get smuggled. Served as an ordinary request, the body is framed as one;
+ * - only `h2c` is asked for: HTTP/2's cleartext upgrade is deprecated (RFC 9113 §3.1); the listeners
+ *   take HTTP/2 by its preface instead. `h2c` is dropped from a longer list.
+ */
+function upgradeOf(headers: HeaderMap, http10: boolean, length: number): string | undefined | null {
+  const field = headers.upgrade
+  if (field === undefined || http10 || length !== 0) return undefined
+  if (!connectionHas(headers.connection, 'upgrade')) return undefined
+  const wanted: string[] = []
+  for (const line of Array.isArray(field) ? field : [field]) {
+    for (const raw of line.split(',')) {
+      const p = raw.trim()
+      if (p === '') continue
+      if (!PROTOCOL.test(p)) return null
+      if (p.toLowerCase() !== 'h2c') wanted.push(p)
+    }
+  }
+  return wanted.length === 0 ? undefined : wanted.join(', ')
 }
 
 /** `HTTP/DIGIT.DIGIT`: a version, if not one the edge speaks (505 rather than 400). */

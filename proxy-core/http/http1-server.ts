@@ -50,6 +50,26 @@ export interface DownstreamRequest {
   readonly signal: CancelSignal
   /** Sends the response. Resolves once it is written or the client is gone; never rejects. */
   respond(res: MeshResponse, close: boolean): Promise<void>
+  /**
+   * The protocols of the upgrade the client asked for (`websocket`), or undefined (http1-request.ts
+   * `upgradeOf` says when an Upgrade field is ignored). Any other answer than `switchProtocols` is an
+   * ordinary response; if the client sent bytes after the upgrade request, the connection then closes
+   * (they were meant for the new protocol and are not a request).
+   */
+  readonly upgrade: string | undefined
+  /**
+   * Answers 101 with `headers` (hop-by-hop ones dropped) and `Upgrade: protocol`, and hands the
+   * connection over: the server forgets it (no timeouts, no drain close), and the caller owns the
+   * socket, paused, with the bytes the client sent after the request (`head`) to pass on first.
+   * Undefined when the response has begun already or the client is gone.
+   */
+  switchProtocols(protocol: string, headers: HeaderMap): SwitchedConnection | undefined
+}
+
+/** A client connection after 101: the socket (paused) and what the client sent after its request. */
+export interface SwitchedConnection {
+  readonly socket: Socket
+  readonly head: Buffer | undefined
 }
 
 export type DownstreamHandler = (req: DownstreamRequest) => Promise<void>
@@ -69,6 +89,8 @@ export interface Listener {
   close(): Promise<void>
   /** Requests refused by the edge itself so far, by error code (`request_timeout`, `bad_request`...). */
   refusals(): Readonly<Record<string, number>>
+  /** Connections switched to another protocol (101) and still open. */
+  tunnels(): number
 }
 
 const CONTINUE = 'HTTP/1.1 100 Continue\r\n\r\n'
@@ -101,6 +123,7 @@ class Exchange implements DownstreamRequest {
   readonly url: string
   readonly headers: HeaderMap
   readonly remoteAddress: string | undefined
+  readonly upgrade: string | undefined
   body: Buffer | Readable | null = null
   contentLength = 0
   private controller: Cancellation | undefined
@@ -113,8 +136,16 @@ class Exchange implements DownstreamRequest {
   finished = false
   private readonly conn: Conn
 
-  constructor(conn: Conn, method: string, url: string, headers: HeaderMap, http10: boolean) {
+  constructor(
+    conn: Conn,
+    method: string,
+    url: string,
+    headers: HeaderMap,
+    http10: boolean,
+    upgrade: string | undefined,
+  ) {
     this.conn = conn
+    this.upgrade = upgrade
     this.method = method
     this.url = url
     this.headers = headers
@@ -140,13 +171,36 @@ class Exchange implements DownstreamRequest {
     this.controller?.abort()
   }
 
+  switchProtocols(protocol: string, headers: HeaderMap): SwitchedConnection | undefined {
+    if (this.started || this.conn.socket.destroyed || BAD_VALUE.test(protocol)) return undefined
+    this.started = true
+    let head = statusLine(101)
+    const listed = connectionTokens(headers.connection)
+    for (const name in headers) {
+      const value = headers[name]
+      if (value === undefined || dropHeader(name, listed) || name === 'content-length' || !isFieldName(name))
+        continue
+      if (typeof value === 'string') {
+        if (!BAD_VALUE.test(value)) head += `${name}: ${value}\r\n`
+      } else for (const v of value) if (!BAD_VALUE.test(v)) head += `${name}: ${v}\r\n`
+    }
+    this.conn.socket.write(`${head}connection: upgrade\r\nupgrade: ${protocol}\r\n\r\n`, 'latin1')
+    return this.conn.handOver(this)
+  }
+
   respond(res: MeshResponse, close: boolean): Promise<void> {
     if (this.started || this.conn.socket.destroyed) return DONE
     this.started = true
     const conn = this.conn
     const socket = conn.socket
     // A body the client is still sending when we answer is never read: the connection cannot go on.
-    const keep = this.keepAlive && !close && !conn.readingBody && !conn.closing
+    // Bytes after a refused upgrade were meant for the new protocol: never read them as a request.
+    const keep =
+      this.keepAlive &&
+      !close &&
+      !conn.readingBody &&
+      !conn.closing &&
+      !(this.upgrade !== undefined && conn.pending)
     const status = res.status
     const bodyless = this.method === 'HEAD' || status === 204 || status === 304 || status < 200
     let head = statusLine(status)
@@ -304,6 +358,9 @@ class Conn implements PieceSink {
   private bodySwept = 0
   /** Time the body has had to arrive in, ms: its age less the time backpressure paused it. */
   private bodyActive = 0
+  /** Switched to another protocol (101): the socket belongs to a tunnel now. */
+  tunnelled = false
+  private readonly onRead = (chunk: Buffer) => this.onData(chunk)
 
   constructor(server: Http1Server, socket: Socket) {
     this.server = server
@@ -312,7 +369,7 @@ class Conn implements PieceSink {
     const a = socket.remoteAddress
     this.peer = a?.startsWith('::ffff:') ? a.slice(7) : a
     socket.setNoDelay(true)
-    socket.on('data', (chunk: Buffer) => this.onData(chunk))
+    socket.on('data', this.onRead)
     socket.on('error', () => {})
     socket.on('close', () => {
       server.conns.delete(this)
@@ -332,7 +389,29 @@ class Conn implements PieceSink {
   }
 
   get idle(): boolean {
-    return this.current === undefined && this.buf === undefined
+    return this.current === undefined && this.buf === undefined && !this.tunnelled
+  }
+
+  /** Bytes received after the current request's head and not yet read (pipelined, or early). */
+  get pending(): boolean {
+    return this.buf !== undefined
+  }
+
+  /** The 101 is written: the connection leaves HTTP (see DownstreamRequest.switchProtocols). */
+  handOver(ex: Exchange): SwitchedConnection {
+    ex.finished = true
+    this.current = undefined
+    this.server.requestEnded()
+    this.tunnelled = true
+    this.server.tunnels++
+    const socket = this.socket
+    // Paused before the listener goes: a flowing socket without one would drop what arrives.
+    socket.pause()
+    socket.off('data', this.onRead)
+    socket.once('close', () => this.server.tunnels--)
+    const head = this.buf
+    this.buf = undefined
+    return { socket, head }
   }
 
   private onData(chunk: Buffer): void {
@@ -360,6 +439,7 @@ class Conn implements PieceSink {
    * timeouts govern a request once it is read.
    */
   sweep(now: number): void {
+    if (this.tunnelled) return
     const limits = this.server.timeouts
     const waited = now - this.since
     if (this.ending) {
@@ -416,7 +496,7 @@ class Conn implements PieceSink {
       this.refuse(head.code, head.details)
       return
     }
-    const ex = new Exchange(this, head.method, head.target, head.headers, head.http10)
+    const ex = new Exchange(this, head.method, head.target, head.headers, head.http10, head.upgrade)
     ex.contentLength = head.length
     if (head.length < 0) this.chunks = new ChunkedDecoder()
     this.current = ex
@@ -558,6 +638,7 @@ class Conn implements PieceSink {
 class Http1Server {
   readonly conns = new Set<Conn>()
   inFlight = 0
+  tunnels = 0
   lastActivity = performance.now()
   closing = false
   readonly timeouts: EdgeTimeouts
@@ -645,6 +726,7 @@ export async function listenHttp1(
     lastActivity: () => state.lastActivity,
     connections: () => state.conns.size,
     refusals: () => ({ ...state.refusals }),
+    tunnels: () => state.tunnels,
     stopAccepting() {
       if (!accepting) return
       accepting = false

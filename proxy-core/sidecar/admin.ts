@@ -18,6 +18,8 @@ export interface AdminState {
   registry: MetricsRegistry
   /** Requests the HTTP edge refused itself, by listener and error code (a closed set of each). */
   refusals?(): Record<string, Readonly<Record<string, number>>>
+  /** More Prometheus text for /metrics (the tunnels' counters). */
+  extraMetrics?(): string
 }
 
 /** The edge's refusals as one Prometheus counter: `listener` and `code` are closed sets, never input. */
@@ -122,7 +124,8 @@ export function createAdminHandler(state: AdminState) {
           PROMETHEUS_CONTENT_TYPE,
           formatPrometheus(state.registry) +
             configMetrics(state.configStatus()) +
-            (state.refusals ? refusalMetrics(state.refusals()) : ''),
+            (state.refusals ? refusalMetrics(state.refusals()) : '') +
+            (state.extraMetrics?.() ?? ''),
         )
       case '/config': {
         // DESIGN: where the config came from and how current it is, beside the effective config.

@@ -189,6 +189,7 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
       outbound: sidecar.addresses.outbound,
       inbound: sidecar.addresses.inbound,
       admin: sidecar.addresses.admin,
+      tcp: sidecar.addresses.tcp(),
       pid: process.pid,
     }),
   )

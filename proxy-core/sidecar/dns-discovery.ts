@@ -11,7 +11,7 @@ export interface DnsTarget {
   target: string
   host: string
   port: number
-  protocol: 'http' | 'https'
+  protocol: 'http' | 'https' | 'tcp'
   refreshMs: number
 }
 

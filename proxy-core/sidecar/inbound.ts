@@ -2,14 +2,24 @@
 // HTTP handling as outbound calls, one RequestEvent (metrics, access log) and one X-Ray segment per
 // request. No routing policy applies here: the caller's sidecar already made those decisions.
 
+import { DEFAULT_UPGRADE_IDLE_TIMEOUT_MS } from '../config/defaults.ts'
 import { ErrorCodes, errorResponse, MeshError } from '../engine/errors.ts'
 import {
   DEFAULT_PATH_NORMALIZATION,
   edgePath,
   type PathNormalizationConfig,
 } from '../engine/path-normalize.ts'
-import type { Clock, Endpoint, Invoker, MeshResponse, RequestEvent, TelemetrySink } from '../engine/types.ts'
+import type {
+  Clock,
+  Endpoint,
+  Invoker,
+  MeshConfig,
+  MeshResponse,
+  RequestEvent,
+  TelemetrySink,
+} from '../engine/types.ts'
 import { FailureKinds, UpstreamFailure } from '../engine/types.ts'
+import { answerUpgrade, type Tunnels } from '../tunnel/index.ts'
 import type { DownstreamRequest } from './http1-server.ts'
 import { originFormPath } from './mesh-host.ts'
 import { addForwardingHeaders, stripHopByHop } from './mesh-request.ts'
@@ -31,6 +41,21 @@ export interface InboundDeps {
   telemetry: TelemetrySink
   tracing: SidecarTracing
   draining(): boolean
+  /** Where upgraded connections go after the app's 101; without it upgrades are ordinary requests. */
+  tunnels?: Tunnels
+  /** The idle timeout of an upgraded connection to the app, ms (see `inboundIdleTimeout`). */
+  idleTimeout?(): number
+}
+
+/**
+ * The inbound side's idle timeout for upgraded connections: the longest `idleTimeout` of the
+ * service's routes, so the inbound sidecar never cuts a tunnel before the caller's route would.
+ */
+export function inboundIdleTimeout(config: MeshConfig, service: string): number {
+  const routes = config.services[service]?.routes ?? []
+  let longest = 0
+  for (const r of routes) longest = Math.max(longest, r.idleTimeout)
+  return longest > 0 ? longest : DEFAULT_UPGRADE_IDLE_TIMEOUT_MS
 }
 
 function failureResponse(err: unknown): { res: MeshResponse; code: string } {
@@ -73,8 +98,17 @@ export function createInboundHandler(deps: InboundDeps) {
     } else {
       try {
         // Nothing here retries, so every body streams straight through.
+        const upgrade = deps.tunnels === undefined ? undefined : req.upgrade
         out = await deps.invoker.invoke(
-          { method, path, headers, body: req.body, service: deps.service, attempt: 1 },
+          {
+            method,
+            path,
+            headers,
+            body: req.body,
+            service: deps.service,
+            attempt: 1,
+            ...(upgrade === undefined ? {} : { upgrade }),
+          },
           endpoint,
           req.signal,
         )
@@ -82,7 +116,23 @@ export function createInboundHandler(deps: InboundDeps) {
         ;({ res: out, code: errorCode } = failureResponse(err))
       }
     }
-    await req.respond(out, deps.draining())
+    if (deps.tunnels !== undefined && req.upgrade !== undefined)
+      await answerUpgrade(
+        req,
+        out,
+        deps.draining(),
+        deps.tunnels,
+        {
+          mesh: deps.mesh(),
+          service: deps.service,
+          route: INBOUND_ROUTE,
+          target: APP_TARGET,
+          trace: trace.trace,
+          listener: 'inbound',
+        },
+        deps.idleTimeout?.() ?? DEFAULT_UPGRADE_IDLE_TIMEOUT_MS,
+      )
+    else await req.respond(out, deps.draining())
 
     const ev: RequestEvent = {
       mesh: deps.mesh(),

@@ -21,6 +21,7 @@ import { createCloudWatchPublisher } from '../telemetry/cloudwatch.ts'
 import type { MetricsRegistry } from '../telemetry/metrics.ts'
 import { createMetricsRegistry } from '../telemetry/metrics.ts'
 import { createXRayEmitter } from '../telemetry/xray-emitter.ts'
+import { createTcpServices, createTunnelStats, createTunnels, type TcpServices } from '../tunnel/index.ts'
 import { createAdminHandler } from './admin.ts'
 import type { CloudMapCache, CloudMapClientOptions, CloudMapDiscovery } from './cloudmap-discovery.ts'
 import { cloudMapStatus, createSdkDiscover, startCloudMapForConfig } from './cloudmap-discovery.ts'
@@ -28,7 +29,7 @@ import type { DnsDiscovery } from './dns-discovery.ts'
 import { dnsTargets, startDnsDiscovery } from './dns-discovery.ts'
 import { createHealthChecks } from './health-prober.ts'
 import { listenHttp1 } from './http1-server.ts'
-import { createInboundHandler } from './inbound.ts'
+import { createInboundHandler, inboundIdleTimeout } from './inbound.ts'
 import { parseListenAddress } from './listen-address.ts'
 import { createOutboundHandler } from './outbound.ts'
 import type { Listener } from './server.ts'
@@ -102,6 +103,8 @@ export interface SidecarAddresses {
   outbound: string
   inbound: string | null
   admin: string
+  /** The tcp services' listeners bound now: service → host:port. */
+  tcp(): Record<string, string>
 }
 
 export interface Sidecar {
@@ -169,6 +172,14 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
   })
   let generation: Generation | undefined
   let draining = false
+  const tunnels = createTunnels({
+    stats: createTunnelStats(),
+    ...(opts.log === undefined ? {} : { log: opts.log }),
+    logging: () => generation?.runtime.config.accessLog !== false,
+    now: () => clock.now(),
+  })
+  /** Set once the outbound address is known; reloads reconcile the tcp listeners through it. */
+  let tcp: TcpServices | undefined
   const started = Date.now()
   const configNotice = opts.notice ?? ((line: string) => log(notice('config', { message: line })))
 
@@ -222,6 +233,8 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
 
   function install(next: Generation, prev: Generation | undefined): void {
     generation = next
+    // New tcp ports open, removed ones close; a port that cannot be bound is said, not fatal here.
+    tcp?.reconcile(next.runtime.config).catch((err: unknown) => configNotice(String((err as Error).message)))
     tracing.configure(next.runtime.config.tracing.sampling)
     prev?.dns.stop()
     prev?.cloudMap.stop()
@@ -282,11 +295,23 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
   try {
     outbound = await listenHttp1(
       parseListenAddress(opts.outbound ?? DEFAULT_OUTBOUND),
-      createOutboundHandler({ runtime: current, draining: isDraining, trace: (h) => tracing.outbound(h) }),
+      createOutboundHandler({
+        runtime: current,
+        draining: isDraining,
+        trace: (h) => tracing.outbound(h),
+        tunnels,
+      }),
       onError,
       { timeouts: opts.edge },
     )
     listeners.push(outbound)
+    tcp = createTcpServices({
+      host: parseListenAddress(opts.outbound ?? DEFAULT_OUTBOUND).host,
+      runtime: current,
+      tunnels,
+      notice: (type, fields) => log(notice(type, fields)),
+    })
+    await tcp.reconcile(current().config)
     if (opts.app !== undefined) {
       await opts.beforeInboundBind?.()
       inbound = await listenHttp1(
@@ -301,6 +326,8 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
           telemetry,
           tracing,
           draining: isDraining,
+          tunnels,
+          idleTimeout: () => inboundIdleTimeout(current().config, opts.service),
         }),
         onError,
         { timeouts: opts.edge },
@@ -315,6 +342,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
         draining: isDraining,
         registry,
         refusals: () => ({ outbound: outbound.refusals(), inbound: inbound?.refusals() ?? {} }),
+        extraMetrics: () => tunnels.stats.prometheus(),
         stats: () => ({
           service: opts.service,
           mesh: current().config.mesh,
@@ -327,6 +355,11 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
             pipeline: current().inFlight(),
           },
           connections: { outbound: outbound.connections(), inbound: inbound?.connections() ?? 0 },
+          tunnels: {
+            active: tunnels.active(),
+            tcp: tcp?.addresses() ?? {},
+            series: tunnels.stats.snapshot(),
+          },
           refusals: { outbound: outbound.refusals(), inbound: inbound?.refusals() ?? {} },
           upstreamPools: http.stats(),
           endpoints: current().endpoints(),
@@ -340,6 +373,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     )
     listeners.push(admin)
   } catch (err) {
+    tcp?.stopAccepting()
     await closeAll()
     live.close()
     generation?.dns.stop()
@@ -359,6 +393,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
   async function drain(ms = opts.drainMs ?? DEFAULT_DRAIN_MS) {
     draining = true
     for (const l of traffic) l.stopAccepting()
+    tcp?.stopAccepting()
     const deadline = performance.now() + ms
     const sleep = (t: number) => new Promise((r) => setTimeout(r, t))
     // Wait for quiet: no request in flight and none started for a moment, so a request a client wrote
@@ -367,7 +402,11 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
       inFlight() === 0 && traffic.every((l) => performance.now() - l.lastActivity() >= DRAIN_QUIET_MS)
     while (performance.now() < deadline && !quiet()) await sleep(25)
     for (const l of traffic) l.closeIdle()
-    while (performance.now() < deadline && (inFlight() > 0 || traffic.some((l) => l.connections() > 0))) {
+    // Tunnels (upgraded and TCP) are not cut before the deadline: like requests, they get to finish.
+    while (
+      performance.now() < deadline &&
+      (inFlight() > 0 || tunnels.active() > 0 || traffic.some((l) => l.connections() > 0))
+    ) {
       for (const l of traffic) l.closeIdle()
       await sleep(25)
     }
@@ -376,7 +415,12 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
 
   let closing: Promise<void> | undefined
   return {
-    addresses: { outbound: outbound.address, inbound: inbound?.address ?? null, admin: admin.address },
+    addresses: {
+      outbound: outbound.address,
+      inbound: inbound?.address ?? null,
+      admin: admin.address,
+      tcp: () => tcp?.addresses() ?? {},
+    },
     metrics: registry,
     config: () => current().config,
     configStatus: () => live.status(),
@@ -404,6 +448,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
           await cloudWatch.flush()
           await cloudWatch.stop()
         }
+        tunnels.closeAll()
         await closeAll()
         await http.close()
         emitter?.close()

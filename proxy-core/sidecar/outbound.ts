@@ -2,9 +2,11 @@
 // Host or the absolute-form URL, refuses anything outside the mesh, and hands the request to the
 // runtime that is current when it arrives (a reload never moves a request to another config).
 
+import { DEFAULT_UPGRADE_IDLE_TIMEOUT_MS } from '../config/defaults.ts'
 import { ErrorCodes } from '../engine/errors.ts'
 import { edgePath } from '../engine/path-normalize.ts'
-import type { HeaderMap, MeshRuntime, RequestContext, TraceContext } from '../engine/types.ts'
+import type { HeaderMap, MeshRequest, MeshRuntime, RequestContext, TraceContext } from '../engine/types.ts'
+import { answerUpgrade, type Tunnels } from '../tunnel/index.ts'
 import type { DownstreamRequest } from './http1-server.ts'
 import { resolveOutbound } from './mesh-host.ts'
 import { addForwardingHeaders, downstreamBody, incompleteBody, stripHopByHop } from './mesh-request.ts'
@@ -16,6 +18,8 @@ export interface OutboundDeps {
   draining(): boolean
   /** The trace context for a call (the app's headers are passed); undefined lets the runtime decide. */
   trace?(headers: HeaderMap): TraceContext | undefined
+  /** Where upgraded connections (WebSocket...) go after the upstream's 101. */
+  tunnels?: Tunnels
 }
 
 export function createOutboundHandler(deps: OutboundDeps) {
@@ -47,7 +51,28 @@ export function createOutboundHandler(deps: OutboundDeps) {
     const ctx: RequestContext = { signal: req.signal, ownsHeaders: true }
     const trace = deps.trace?.(headers)
     if (trace !== undefined) ctx.trace = trace
-    const meshReq = { method: req.method, path: edge.path, headers, body, remoteAddress: req.remoteAddress }
+    const meshReq: MeshRequest = {
+      method: req.method,
+      path: edge.path,
+      headers,
+      body,
+      remoteAddress: req.remoteAddress,
+    }
+    const upgrade = req.upgrade
+    if (upgrade !== undefined && deps.tunnels !== undefined) {
+      // Routed like any request (matches, weights, faults, retries of the handshake); the upstream's
+      // 101 comes back with the switched connection.
+      meshReq.upgrade = upgrade
+      const out = await runtime.handle(target.service, meshReq, ctx)
+      return answerUpgrade(
+        req,
+        out,
+        close || deps.draining(),
+        deps.tunnels,
+        { mesh: runtime.config.mesh, service: target.service, trace: ctx.trace, listener: 'outbound' },
+        DEFAULT_UPGRADE_IDLE_TIMEOUT_MS,
+      )
+    }
     const out = await runtime.handle(target.service, meshReq, ctx)
     return req.respond(out, close || deps.draining())
   }

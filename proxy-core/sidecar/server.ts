@@ -92,6 +92,8 @@ export async function listen(
     lastActivity: () => lastActivity,
     connections: () => sockets.size,
     refusals: () => ({ ...refusals }),
+    // Node's server here is the admin listener's: it never switches protocols.
+    tunnels: () => 0,
     stopAccepting() {
       if (!accepting) return
       accepting = false

@@ -78,7 +78,7 @@ describe('loadConfig', () => {
       '10:18 services.reviews.routes[0].timeout: expected a duration like 250ms, 2s or 1m, got "soon"',
       '11:27 services.reviews.routes[0].mirror.target: unknown target "v7" (service reviews has v1)',
       '11:40 services.reviews.routes[0].mirror.percent: expected a percentage from 0 to 100, got 101',
-      '12:9 services.reviews.routes[0].retrys: unknown key (expected one of name, match, to, stickiness, timeout, retries, fault, mirror, headers, rewrite, rollout)',
+      '12:9 services.reviews.routes[0].retrys: unknown key (expected one of name, match, to, stickiness, timeout, retries, fault, mirror, headers, rewrite, rollout, idleTimeout)',
       '15:16 gateway.routes[0].service: unknown service "nope" (the mesh has reviews)',
     ])
   })
@@ -109,7 +109,7 @@ describe('loadConfig', () => {
       await problemsOf(
         'version: 1\nmesh: m\nservices:\n  a:\n    targets:\n      v1: { lambda: f, http: "http://h:1" }\n',
       ),
-    ).toEqual(['6:11 services.a.targets.v1: expected exactly one of lambda, http, got lambda, http'])
+    ).toEqual(['6:11 services.a.targets.v1: expected exactly one of lambda, http, tcp, got lambda, http'])
   })
 
   it('never throws anything but ConfigError, whatever the input', async () => {
