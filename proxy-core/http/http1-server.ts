@@ -13,6 +13,8 @@
 import type { Socket } from 'node:net'
 import { Server as NetServer } from 'node:net'
 import { Readable } from 'node:stream'
+import type { PeerCertificate, TLSSocket } from 'node:tls'
+import { Server as TlsServer } from 'node:tls'
 import { Cancellation } from '../engine/cancel.ts'
 import { type ErrorCode, ErrorCodes } from '../engine/errors.ts'
 import type { CancelSignal, Clock, HeaderMap, MeshResponse, Timers } from '../engine/types.ts'
@@ -33,6 +35,7 @@ import {
 import { HeadRefusal, parseRequestHead } from './http1-request.ts'
 import { DEFAULT_EDGE_TIMEOUTS, type EdgeTimeouts, MAX_BUFFERED_BODY, MAX_HEADER_BYTES } from './limits.ts'
 import { httpDate, refusalText, statusLine } from './refusal.ts'
+import { handshakeFailureReason, LISTENER_ALPN, type TlsListenerOptions } from './tls-listener.ts'
 
 /** One request as the handler sees it. */
 export interface DownstreamRequest {
@@ -42,6 +45,10 @@ export interface DownstreamRequest {
   /** The field lines: names lower case, a repeated field an array. The handler's to change. */
   readonly headers: HeaderMap
   readonly remoteAddress: string | undefined
+  /** Whether the request came over TLS. */
+  readonly secure: boolean
+  /** The client's certificate, verified against the trust bundle (mutual TLS); null otherwise. */
+  peerCertificate(): PeerCertificate | null
   /** None; the whole body, when it came with the head and is small; or the body as it arrives. */
   readonly body: Buffer | Readable | null
   /** Declared length; -1 for a chunked body. */
@@ -69,6 +76,8 @@ export interface Listener {
   close(): Promise<void>
   /** Requests refused by the edge itself so far, by error code (`request_timeout`, `bad_request`...). */
   refusals(): Readonly<Record<string, number>>
+  /** TLS listeners: handshakes that failed, by reason (tls-listener.ts's closed set); null in cleartext. */
+  handshakeFailures(): Readonly<Record<string, number>> | null
 }
 
 const CONTINUE = 'HTTP/1.1 100 Continue\r\n\r\n'
@@ -81,6 +90,8 @@ export interface Http1ServerOptions {
   timeouts?: Partial<EdgeTimeouts>
   /** The time the timeouts are measured on, and the sweep's timer: injected in tests. */
   clock?: Clock & Timers
+  /** TLS on this listener (the HTTP/1.1 server runs inside it unchanged). */
+  tls?: TlsListenerOptions
 }
 
 class RequestBody extends Readable {
@@ -101,6 +112,7 @@ class Exchange implements DownstreamRequest {
   readonly url: string
   readonly headers: HeaderMap
   readonly remoteAddress: string | undefined
+  readonly secure: boolean
   body: Buffer | Readable | null = null
   contentLength = 0
   private controller: Cancellation | undefined
@@ -119,6 +131,7 @@ class Exchange implements DownstreamRequest {
     this.url = url
     this.headers = headers
     this.remoteAddress = conn.peer
+    this.secure = conn.secure
     this.http10 = http10
     const connection = headers.connection
     this.keepAlive = http10 ? connectionHas(connection, 'keep-alive') : !connectionHas(connection, 'close')
@@ -132,6 +145,15 @@ class Exchange implements DownstreamRequest {
       if (this.gone) this.controller.abort()
     }
     return this.controller
+  }
+
+  peerCertificate(): PeerCertificate | null {
+    if (!this.secure) return null
+    const socket = this.conn.socket as TLSSocket
+    // Only a certificate the handshake verified; an empty object when the client sent none.
+    if (!socket.authorized) return null
+    const cert = socket.getPeerCertificate()
+    return cert.raw === undefined ? null : cert
   }
 
   /** The client went away first. */
@@ -282,6 +304,7 @@ function pipeBody(src: Readable, socket: Socket, chunked: boolean, length: numbe
 class Conn implements PieceSink {
   readonly socket: Socket
   readonly peer: string | undefined
+  readonly secure: boolean
   /** Bytes read and not yet parsed: a head in progress, or pipelined requests. */
   private buf: Buffer | undefined
   current: Exchange | undefined
@@ -305,9 +328,10 @@ class Conn implements PieceSink {
   /** Time the body has had to arrive in, ms: its age less the time backpressure paused it. */
   private bodyActive = 0
 
-  constructor(server: Http1Server, socket: Socket) {
+  constructor(server: Http1Server, socket: Socket, secure: boolean) {
     this.server = server
     this.socket = socket
+    this.secure = secure
     this.since = server.clock.now()
     const a = socket.remoteAddress
     this.peer = a?.startsWith('::ffff:') ? a.slice(7) : a
@@ -617,9 +641,44 @@ export async function listenHttp1(
   opts: Http1ServerOptions = {},
 ): Promise<Listener> {
   const state = new Http1Server(handler, onError, opts)
-  const server = new NetServer({ noDelay: true }, (socket) => {
-    state.conns.add(new Conn(state, socket))
-  })
+  const tls = opts.tls
+  const failures: Record<string, number> = Object.create(null)
+  let server: NetServer
+  if (tls === undefined) {
+    server = new NetServer({ noDelay: true }, (socket) => {
+      state.conns.add(new Conn(state, socket, false))
+    })
+  } else {
+    // TLS wraps the same server: the handshake first (bounded by handshakeTimeout), then the socket
+    // is a connection like any other. A peer that speaks no TLS, sends garbage, offers no certificate
+    // or one from another CA is cut off here, counted by reason, and never reaches the parser.
+    const material = tls.material
+    const secure = new TlsServer(
+      {
+        ...material.serverOptions(),
+        noDelay: true,
+        ALPNProtocols: [...LISTENER_ALPN],
+        handshakeTimeout: tls.handshakeTimeout,
+        requestCert: material.verifiesPeers,
+        rejectUnauthorized: material.verifiesPeers,
+      },
+      (socket) => {
+        state.conns.add(new Conn(state, socket, true))
+      },
+    )
+    secure.on('tlsClientError', (err: Error & { code?: string }, socket: TLSSocket) => {
+      // A client certificate that does not verify: node cuts the socket and reports only the hang-up,
+      // the verification's own error stays on the socket.
+      const reason = handshakeFailureReason(err, socket.authorizationError)
+      failures[reason] = (failures[reason] ?? 0) + 1
+      // Listening for the event takes over node's own handling: the socket (a timed-out handshake's
+      // included) stays open unless it is destroyed here.
+      socket.destroy()
+    })
+    // New handshakes take the new certificate; connections already open keep theirs.
+    material.onSwap(() => secure.setSecureContext(material.serverOptions()))
+    server = secure
+  }
   const clock = state.clock
   const every = sweepInterval(state.timeouts)
   let sweeper: unknown
@@ -645,6 +704,7 @@ export async function listenHttp1(
     lastActivity: () => state.lastActivity,
     connections: () => state.conns.size,
     refusals: () => ({ ...state.refusals }),
+    handshakeFailures: () => (tls === undefined ? null : { ...failures }),
     stopAccepting() {
       if (!accepting) return
       accepting = false

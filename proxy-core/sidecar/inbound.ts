@@ -10,6 +10,7 @@ import {
 } from '../engine/path-normalize.ts'
 import type { Clock, Endpoint, Invoker, MeshResponse, RequestEvent, TelemetrySink } from '../engine/types.ts'
 import { FailureKinds, UpstreamFailure } from '../engine/types.ts'
+import { CLIENT_CERT_HEADER, clientCertValue } from '../http/tls-listener.ts'
 import type { DownstreamRequest } from './http1-server.ts'
 import { addForwardingHeaders, stripHopByHop } from './mesh-request.ts'
 import type { SidecarTracing } from './tracing.ts'
@@ -76,6 +77,12 @@ export function createInboundHandler(deps: InboundDeps) {
     const headers = req.headers
     stripHopByHop(headers)
     addForwardingHeaders(headers, req.remoteAddress, { proto: 'http' })
+    // Only this sidecar vouches for a client certificate: whatever a caller wrote there is dropped.
+    delete headers[CLIENT_CERT_HEADER]
+    if (req.secure) {
+      const cert = req.peerCertificate()
+      if (cert !== null) headers[CLIENT_CERT_HEADER] = clientCertValue(cert)
+    }
     const trace = deps.tracing.inbound(headers)
     let out: MeshResponse
     let errorCode: string | undefined

@@ -12,6 +12,7 @@ import { createMeshRuntime } from '../engine/runtime.ts'
 import type { MeshConfig, MeshRuntime, RequestEvent, TelemetrySink } from '../engine/types.ts'
 import { systemClock, systemRandom, systemTimers } from '../engine/types.ts'
 import type { EdgeTimeouts } from '../http/limits.ts'
+import { DEFAULT_HANDSHAKE_TIMEOUT } from '../http/tls-listener.ts'
 import type { HttpInvokerOptions } from '../invokers/http-invoker.ts'
 import { createHttpInvoker } from '../invokers/http-invoker.ts'
 import { createLambdaInvoker } from '../invokers/lambda-invoker.ts'
@@ -21,6 +22,8 @@ import { createCloudWatchPublisher } from '../telemetry/cloudwatch.ts'
 import type { MetricsRegistry } from '../telemetry/metrics.ts'
 import { createMetricsRegistry } from '../telemetry/metrics.ts'
 import { createXRayEmitter } from '../telemetry/xray-emitter.ts'
+import type { TlsFiles, TlsMaterial } from '../tls/index.ts'
+import { createTlsMaterial } from '../tls/index.ts'
 import { createAdminHandler } from './admin.ts'
 import type { CloudMapCache, CloudMapClientOptions, CloudMapDiscovery } from './cloudmap-discovery.ts'
 import { cloudMapStatus, createSdkDiscover, startCloudMapForConfig } from './cloudmap-discovery.ts'
@@ -90,6 +93,12 @@ export interface SidecarOptions {
   http?: HttpInvokerOptions
   /** Timeouts of the outbound and inbound listeners' connections (http/limits.ts has the defaults). */
   edge?: Partial<EdgeTimeouts>
+  /**
+   * TLS between sidecars (docs/tls.md): the inbound listener speaks only TLS with this certificate
+   * (and, with `ca`, requires a client certificate that chains to it); https upstreams are reached with
+   * it as the client certificate and verified against `ca`. The files are watched and swapped in.
+   */
+  tls?: TlsFiles & { handshakeTimeoutMs?: number }
 }
 
 export interface SidecarAddresses {
@@ -141,7 +150,20 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
   const log = opts.log ?? (() => {})
   const clock = systemClock
   const registry = createMetricsRegistry()
-  const http = createHttpInvoker(opts.http)
+  // Unusable files at start are an error (the sidecar does not start half secure); later versions
+  // that do not load are refused and the one in use keeps serving.
+  const tls: TlsMaterial | undefined =
+    opts.tls === undefined
+      ? undefined
+      : createTlsMaterial(
+          {
+            cert: opts.tls.cert,
+            key: opts.tls.key,
+            ...(opts.tls.ca === undefined ? {} : { ca: opts.tls.ca }),
+          },
+          { notice: (type, fields) => log(notice(type, fields)) },
+        )
+  const http = createHttpInvoker({ ...opts.http, ...(tls === undefined ? {} : { tls }) })
   const lambda = createLambdaInvoker()
   const emitter =
     opts.xrayDaemon === null ? undefined : createXRayEmitter(opts.xrayDaemon ?? '127.0.0.1:2000')
@@ -296,7 +318,17 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
           draining: isDraining,
         }),
         onError,
-        { timeouts: opts.edge },
+        {
+          timeouts: opts.edge,
+          ...(tls === undefined
+            ? {}
+            : {
+                tls: {
+                  material: tls,
+                  handshakeTimeout: opts.tls?.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT,
+                },
+              }),
+        },
       )
       listeners.push(inbound)
     }
@@ -308,6 +340,10 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
         draining: isDraining,
         registry,
         refusals: () => ({ outbound: outbound.refusals(), inbound: inbound?.refusals() ?? {} }),
+        tls: () =>
+          tls === undefined
+            ? undefined
+            : { ...tls.stats(), handshakeFailures: inbound?.handshakeFailures() ?? {} },
         stats: () => ({
           service: opts.service,
           mesh: current().config.mesh,
@@ -322,6 +358,10 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
           connections: { outbound: outbound.connections(), inbound: inbound?.connections() ?? 0 },
           refusals: { outbound: outbound.refusals(), inbound: inbound?.refusals() ?? {} },
           upstreamPools: http.stats(),
+          tls:
+            tls === undefined
+              ? null
+              : { ...tls.stats(), handshakeFailures: inbound?.handshakeFailures() ?? {} },
           endpoints: current().endpoints(),
           healthChecks: healthChecks.snapshot(),
           cloudMap: cloudMapStatus(current().config, cloudMapCache),
@@ -334,6 +374,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     listeners.push(admin)
   } catch (err) {
     await closeAll()
+    tls?.close()
     live.close()
     generation?.dns.stop()
     generation?.cloudMap.stop()
@@ -398,6 +439,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
           await cloudWatch.stop()
         }
         await closeAll()
+        tls?.close()
         await http.close()
         emitter?.close()
       })()

@@ -92,6 +92,7 @@ export async function listen(
     lastActivity: () => lastActivity,
     connections: () => sockets.size,
     refusals: () => ({ ...refusals }),
+    handshakeFailures: () => null,
     stopAccepting() {
       if (!accepting) return
       accepting = false
