@@ -140,7 +140,8 @@ async function measure(pair: Pair, round: number, secs: number): Promise<Cell> {
     url: pair.url,
     connections,
     seconds: secs,
-    headers: { host: SERVICE },
+    // 'Host' as wrk spells it: a lower-case one would be sent beside wrk's own (two Hosts: 400).
+    headers: { Host: SERVICE },
   })
   const after = pair.pids.map(cpuTimes)
   const cpu = after.reduce((n, t, i) => n + t.user + t.sys - before[i]!.user - before[i]!.sys, 0)

@@ -148,12 +148,7 @@ class Exchange implements DownstreamRequest {
   }
 
   peerCertificate(): PeerCertificate | null {
-    if (!this.secure) return null
-    const socket = this.conn.socket as TLSSocket
-    // Only a certificate the handshake verified; an empty object when the client sent none.
-    if (!socket.authorized) return null
-    const cert = socket.getPeerCertificate()
-    return cert.raw === undefined ? null : cert
+    return this.secure ? this.conn.peerCertificate() : null
   }
 
   /** The client went away first. */
@@ -348,6 +343,19 @@ class Conn implements PieceSink {
       }
       this.stream?.destroy(new Error('client closed the connection before the request body was complete'))
     })
+  }
+
+  /** The client's verified certificate: read once per connection (node builds a new object per call). */
+  private peerCert: PeerCertificate | null | undefined
+
+  peerCertificate(): PeerCertificate | null {
+    if (this.peerCert === undefined) {
+      const socket = this.socket as TLSSocket
+      // Only a certificate the handshake verified; an empty object when the client sent none.
+      const cert = socket.authorized ? socket.getPeerCertificate() : undefined
+      this.peerCert = cert?.raw === undefined ? null : cert
+    }
+    return this.peerCert
   }
 
   /** The server is draining: every response closes its connection. */

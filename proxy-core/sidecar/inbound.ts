@@ -54,6 +54,9 @@ function originFormPath(url: string): string | undefined {
   return path === '' ? '/' : path.startsWith('?') ? `/${path}` : path
 }
 
+/** The header value per certificate object, which a connection keeps for its life. */
+const clientCerts = new WeakMap<object, string>()
+
 export function createInboundHandler(deps: InboundDeps) {
   const endpoint: Endpoint = Object.freeze({
     id: new URL(deps.app).origin,
@@ -81,7 +84,14 @@ export function createInboundHandler(deps: InboundDeps) {
     delete headers[CLIENT_CERT_HEADER]
     if (req.secure) {
       const cert = req.peerCertificate()
-      if (cert !== null) headers[CLIENT_CERT_HEADER] = clientCertValue(cert)
+      if (cert !== null) {
+        let value = clientCerts.get(cert)
+        if (value === undefined) {
+          value = clientCertValue(cert)
+          clientCerts.set(cert, value)
+        }
+        headers[CLIENT_CERT_HEADER] = value
+      }
     }
     const trace = deps.tracing.inbound(headers)
     let out: MeshResponse
