@@ -10,9 +10,9 @@ import type { TlsMaterial } from '../tls/material.ts'
 export const LISTENER_ALPN: readonly string[] = Object.freeze(['http/1.1'])
 
 /**
- * A handshake not finished within this long is cut off, in ms: 10 s, Envoy's
- * `transport_socket_connect_timeout` as Istio sets it for inbound listeners; node's own default (120 s)
- * lets a silent client hold a socket and a TLS state for two minutes.
+ * A handshake not finished within this long is cut off, in ms: 10 s, the same as the upstream client's
+ * connect timeout (http1-client.ts) and ample for a handshake on any network a mesh spans; node's own
+ * default (120 s) lets a silent client hold a socket and a TLS state for two minutes.
  */
 export const DEFAULT_HANDSHAKE_TIMEOUT = 10_000
 
