@@ -192,6 +192,9 @@ try {
     )
   }
   console.log(`tls/plain throughput per round: ${ratios.map((r) => r.toFixed(2)).join(' ')}`)
+  const errors = cells.reduce((n, c) => n + c.wrk.errors, 0)
+  if (errors > 0)
+    console.log(`WARNING: ${errors} requests failed or were not 2xx: the numbers above are not clean`)
 } finally {
   await Promise.all(started.map((p) => stopProcess(p, 5000)))
   rmSync(dir, { recursive: true, force: true })
