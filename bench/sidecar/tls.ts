@@ -71,6 +71,8 @@ async function ready(admin: string): Promise<void> {
 interface Pair {
   name: 'plain' | 'tls'
   url: string
+  /** Sidecar A's admin: its upstream pools say how many connections to B the run opened. */
+  admin: string
   pids: number[]
 }
 
@@ -123,7 +125,7 @@ async function startPair(name: Pair['name'], upstream: number, ports: number[]):
   const url = `http://127.0.0.1:${outA}/`
   const check = await get(url, { host: SERVICE })
   if (check.status !== 200) throw new Error(`${name}: the path answers ${check.status}: ${check.body}`)
-  return { name, url, pids: [a.pid, b.pid] }
+  return { name, url, admin: `http://127.0.0.1:${adminA}`, pids: [a.pid, b.pid] }
 }
 
 interface Cell {
@@ -192,6 +194,10 @@ try {
     )
   }
   console.log(`tls/plain throughput per round: ${ratios.map((r) => r.toFixed(2)).join(' ')}`)
+  for (const p of pairs) {
+    const stats = JSON.parse((await get(`${p.admin}/stats`)).body) as { upstreamPools: object }
+    console.log(`${p.name} A → B pools at the end: ${JSON.stringify(stats.upstreamPools)}`)
+  }
   const errors = cells.reduce((n, c) => n + c.wrk.errors, 0)
   if (errors > 0)
     console.log(`WARNING: ${errors} requests failed or were not 2xx: the numbers above are not clean`)

@@ -64,6 +64,10 @@ export interface PoolStats {
   connected: number
   pending: number
   running: number
+  /** TLS pools: connections opened so far (full handshakes plus resumed ones). */
+  opened?: number
+  /** TLS pools: connections whose handshake resumed an earlier session. */
+  resumed?: number
 }
 
 export interface Http1Invoker extends Invoker {
@@ -95,6 +99,9 @@ class Pool {
   /** Exchanges waiting for a connection when the pool is at its limit. */
   readonly waiting: Exchange[] = []
   open = 0
+  /** Connections ever opened, and (TLS) those that resumed a session: for /stats. */
+  opened = 0
+  resumed = 0
   running = 0
   closed = false
   readonly host: string
@@ -204,6 +211,7 @@ class Conn {
   constructor(pool: Pool) {
     this.pool = pool
     pool.open++
+    pool.opened++
     const tls = pool.tls
     let socket: Socket
     if (tls === undefined) {
@@ -230,7 +238,10 @@ class Conn {
         ...(session === undefined ? {} : { session }),
       })
       secure.setNoDelay(true)
-      secure.on('secureConnect', () => this.onConnected())
+      secure.on('secureConnect', () => {
+        if (secure.isSessionReused()) pool.resumed++
+        this.onConnected()
+      })
       secure.on('session', (s: Buffer) => {
         if (tls.generation() !== this.generation) return
         pool.session = s
@@ -790,7 +801,13 @@ export function createHttp1Invoker(opts: Http1Options = {}): Http1Invoker {
     stats() {
       const out: Record<string, PoolStats> = {}
       for (const [origin, pool] of pools) {
-        out[origin] = { connected: pool.open, pending: pool.waiting.length, running: pool.running }
+        out[origin] = {
+          connected: pool.open,
+          pending: pool.waiting.length,
+          running: pool.running,
+          // TLS pools: how many handshakes, and how many of them resumed a session.
+          ...(pool.tls === undefined ? {} : { opened: pool.opened, resumed: pool.resumed }),
+        }
       }
       return out
     },

@@ -250,6 +250,7 @@ describe('the sidecar invoker', () => {
       expect(seen.map((s) => s.version)).toEqual(['1.1', '1.1'])
       expect(seen.map((s) => s.client?.startsWith('caller'))).toEqual([true, true])
       expect(seen.map((s) => s.reused)).toEqual([false, true])
+      expect(Object.values(tls.stats())[0]).toMatchObject({ opened: 2, resumed: 1 })
     } finally {
       material.close()
       await tls.close()
