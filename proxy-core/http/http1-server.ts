@@ -35,7 +35,13 @@ import {
 import { HeadRefusal, parseRequestHead } from './http1-request.ts'
 import { DEFAULT_EDGE_TIMEOUTS, type EdgeTimeouts, MAX_BUFFERED_BODY, MAX_HEADER_BYTES } from './limits.ts'
 import { httpDate, refusalText, statusLine } from './refusal.ts'
-import { handshakeFailureReason, LISTENER_ALPN, type TlsListenerOptions } from './tls-listener.ts'
+import {
+  HandshakeFailures,
+  handshakeFailureReason,
+  LISTENER_ALPN,
+  TLS_HANDSHAKE_RECORD,
+  type TlsListenerOptions,
+} from './tls-listener.ts'
 
 /** One request as the handler sees it. */
 export interface DownstreamRequest {
@@ -635,6 +641,42 @@ class Http1Server {
   }
 }
 
+/**
+ * PERMISSIVE: a plain server that reads each connection's first bytes and hands it to the TLS server
+ * (a handshake record) or to the HTTP/1.1 server as cleartext. The bytes go back into the socket
+ * first (node's TLSSocket takes what is buffered). A client that sends nothing is cut off after the
+ * handshake timeout, as on a TLS-only listener.
+ */
+function sniffingServer(
+  state: Http1Server,
+  secure: TlsServer,
+  timeout: number,
+  failures: Record<string, number>,
+): NetServer {
+  return new NetServer({ noDelay: true, pauseOnConnect: false }, (socket) => {
+    const onError = () => socket.destroy()
+    const onTimeout = () => {
+      failures[HandshakeFailures.timeout] = (failures[HandshakeFailures.timeout] ?? 0) + 1
+      socket.destroy()
+    }
+    socket.setTimeout(timeout)
+    socket.once('timeout', onTimeout)
+    socket.on('error', onError)
+    socket.once('data', (chunk: Buffer) => {
+      socket.pause()
+      socket.setTimeout(0)
+      socket.off('timeout', onTimeout)
+      socket.off('error', onError)
+      socket.unshift(chunk)
+      if (chunk[0] === TLS_HANDSHAKE_RECORD) secure.emit('connection', socket)
+      else {
+        state.conns.add(new Conn(state, socket, false))
+        socket.resume()
+      }
+    })
+  })
+}
+
 /** How often the connections' timeouts are checked, ms: a quarter of the shortest, 50 ms to 1 s. */
 function sweepInterval(t: EdgeTimeouts): number {
   const shortest = Math.min(t.headersTimeout, t.keepAliveTimeout, t.bodyIdleTimeout)
@@ -685,7 +727,7 @@ export async function listenHttp1(
     })
     // New handshakes take the new certificate; connections already open keep theirs.
     material.onSwap(() => secure.setSecureContext(material.serverOptions()))
-    server = secure
+    server = tls.permissive === true ? sniffingServer(state, secure, tls.handshakeTimeout, failures) : secure
   }
   const clock = state.clock
   const every = sweepInterval(state.timeouts)

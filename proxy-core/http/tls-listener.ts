@@ -20,7 +20,15 @@ export interface TlsListenerOptions {
   material: TlsMaterial
   /** ms; DEFAULT_HANDSHAKE_TIMEOUT unless given. */
   handshakeTimeout: number
+  /**
+   * Istio's PERMISSIVE: cleartext HTTP is served too, told apart by its first byte, for the time it
+   * takes to move every caller to https:// targets. Default (false): STRICT, TLS only.
+   */
+  permissive?: boolean
 }
+
+/** The first byte of a TLS connection: a handshake record (RFC 8446 §5.1, ContentType 22). */
+export const TLS_HANDSHAKE_RECORD = 0x16
 
 /** Why handshakes fail, as a closed set (a Prometheus label): never the peer's own words. */
 export const HandshakeFailures = {

@@ -26,6 +26,7 @@ const FLAGS = {
   'tls-cert': 'MESHGATE_TLS_CERT',
   'tls-key': 'MESHGATE_TLS_KEY',
   'tls-ca': 'MESHGATE_TLS_CA',
+  'tls-mode': 'MESHGATE_TLS_MODE',
 } as const
 type Flag = keyof typeof FLAGS
 
@@ -36,6 +37,7 @@ export const SIDECAR_USAGE = `usage: meshgate sidecar --config FILE|URL --servic
                         [--outbound ${DEFAULT_OUTBOUND}] [--inbound ${DEFAULT_INBOUND}]
                         [--admin ${DEFAULT_ADMIN}] [--drain ${DEFAULT_DRAIN_MS / 1000}s]
                         [--tls-dir DIR | --tls-cert FILE --tls-key FILE [--tls-ca FILE]]
+                        [--tls-mode strict|permissive]
 --config takes a file (YAML or JSON), inline JSON, appconfig://APP/ENV/PROFILE or s3://BUCKET/KEY;
 MESHGATE_CONFIG_POLL sets how often AppConfig and S3 are asked (default 45s, jittered ±10%);
 MESHGATE_CONFIG_SETTLE how long a file written in place must rest before it is read (default 1s).
@@ -45,6 +47,7 @@ TLS between sidecars (docs/tls.md): the inbound listener speaks TLS with --tls-c
 --tls-ca, requires client certificates that chain to it; https:// targets are called with the same
 certificate and verified against the same bundle. --tls-dir reads tls.crt, tls.key and ca.crt (a
 cert-manager Secret). The files are watched and swapped in; MESHGATE_TLS_HANDSHAKE_TIMEOUT (default 10s).
+--tls-mode permissive also serves cleartext HTTP on the inbound port while callers move to https://.
 Port 0 binds a free port; the bound addresses are printed as one JSON line on stdout.`
 
 class UsageError extends Error {}
@@ -141,6 +144,12 @@ export function parseSidecarArgs(argv: readonly string[], env: NodeJS.ProcessEnv
       key: abs(tls.key),
       ...(tls.ca === undefined ? {} : { ca: abs(tls.ca) }),
     }
+    const mode = get('tls-mode')
+    if (mode !== undefined) {
+      if (mode !== 'strict' && mode !== 'permissive')
+        throw new UsageError(`--tls-mode: want strict or permissive, not ${JSON.stringify(mode)}`)
+      opts.tls.mode = mode
+    }
     const handshake = env.MESHGATE_TLS_HANDSHAKE_TIMEOUT
     if (handshake !== undefined && handshake !== '') {
       const ms = parseDuration(handshake)
@@ -227,7 +236,9 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
       outbound: sidecar.addresses.outbound,
       inbound: sidecar.addresses.inbound,
       admin: sidecar.addresses.admin,
-      ...(opts.tls === undefined ? {} : { tls: { mutual: opts.tls.ca !== undefined } }),
+      ...(opts.tls === undefined
+        ? {}
+        : { tls: { mutual: opts.tls.ca !== undefined, mode: opts.tls.mode ?? 'strict' } }),
       pid: process.pid,
     }),
   )

@@ -98,7 +98,7 @@ export interface SidecarOptions {
    * (and, with `ca`, requires a client certificate that chains to it); https upstreams are reached with
    * it as the client certificate and verified against `ca`. The files are watched and swapped in.
    */
-  tls?: TlsFiles & { handshakeTimeoutMs?: number }
+  tls?: TlsFiles & { handshakeTimeoutMs?: number; mode?: 'strict' | 'permissive' }
 }
 
 export interface SidecarAddresses {
@@ -326,6 +326,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
                 tls: {
                   material: tls,
                   handshakeTimeout: opts.tls?.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT,
+                  permissive: opts.tls?.mode === 'permissive',
                 },
               }),
         },

@@ -170,7 +170,7 @@ beforeAll(async () => {
   ])
   await Promise.all(
     [sidecarA, sidecarB, impostor].map((p) =>
-      p.waitForLine(/"event":"listening".*"tls":\{"mutual":true\}/, 20_000),
+      p.waitForLine(/"event":"listening".*"tls":\{"mutual":true,"mode":"strict"\}/, 20_000),
     ),
   )
 }, 60_000)

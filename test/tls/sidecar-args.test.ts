@@ -22,7 +22,12 @@ describe('sidecar TLS flags', () => {
     expect(none !== 'help' && none.tls).toBeUndefined()
   })
 
-  it('refuses half a pair and a handshake timeout that is not a duration', () => {
+  it('reads the inbound mode, and refuses half a pair, an unknown mode and a timeout that is not a duration', () => {
+    const permissive = parseSidecarArgs([...base, '--tls-dir', '/d', '--tls-mode', 'permissive'], {})
+    expect(permissive !== 'help' && permissive.tls?.mode).toBe('permissive')
+    expect(() => parseSidecarArgs([...base, '--tls-dir', '/d', '--tls-mode', 'open'], {})).toThrow(
+      /--tls-mode: want strict or permissive/,
+    )
     expect(() => parseSidecarArgs([...base, '--tls-cert', '/c.pem'], {})).toThrow(/go together/)
     expect(() =>
       parseSidecarArgs([...base, '--tls-dir', '/d'], { MESHGATE_TLS_HANDSHAKE_TIMEOUT: 'soon' }),
