@@ -84,6 +84,8 @@ export interface Listener {
   refusals(): Readonly<Record<string, number>>
   /** TLS listeners: handshakes that failed, by reason (tls-listener.ts's closed set); null in cleartext. */
   handshakeFailures(): Readonly<Record<string, number>> | null
+  /** A permissive TLS listener: connections served in cleartext so far (0 on any other listener). */
+  plaintextConnections(): number
 }
 
 const CONTINUE = 'HTTP/1.1 100 Continue\r\n\r\n'
@@ -652,6 +654,7 @@ function sniffingServer(
   secure: TlsServer,
   timeout: number,
   failures: Record<string, number>,
+  onPlaintext: () => void,
 ): NetServer {
   return new NetServer({ noDelay: true, pauseOnConnect: false }, (socket) => {
     const onError = () => socket.destroy()
@@ -670,6 +673,7 @@ function sniffingServer(
       socket.unshift(chunk)
       if (chunk[0] === TLS_HANDSHAKE_RECORD) secure.emit('connection', socket)
       else {
+        onPlaintext()
         state.conns.add(new Conn(state, socket, false))
         socket.resume()
       }
@@ -693,6 +697,7 @@ export async function listenHttp1(
   const state = new Http1Server(handler, onError, opts)
   const tls = opts.tls
   const failures: Record<string, number> = Object.create(null)
+  let plaintext = 0
   let server: NetServer
   if (tls === undefined) {
     server = new NetServer({ noDelay: true }, (socket) => {
@@ -727,7 +732,10 @@ export async function listenHttp1(
     })
     // New handshakes take the new certificate; connections already open keep theirs.
     material.onSwap(() => secure.setSecureContext(material.serverOptions()))
-    server = tls.permissive === true ? sniffingServer(state, secure, tls.handshakeTimeout, failures) : secure
+    server =
+      tls.permissive === true
+        ? sniffingServer(state, secure, tls.handshakeTimeout, failures, () => plaintext++)
+        : secure
   }
   const clock = state.clock
   const every = sweepInterval(state.timeouts)
@@ -755,6 +763,7 @@ export async function listenHttp1(
     connections: () => state.conns.size,
     refusals: () => ({ ...state.refusals }),
     handshakeFailures: () => (tls === undefined ? null : { ...failures }),
+    plaintextConnections: () => plaintext,
     stopAccepting() {
       if (!accepting) return
       accepting = false

@@ -10,7 +10,11 @@ import { formatPrometheus, PROMETHEUS_CONTENT_TYPE } from '../telemetry/promethe
 import type { TlsStats } from '../tls/index.ts'
 
 /** The TLS material's counters and the inbound listener's failed handshakes, by reason. */
-export type AdminTlsStats = TlsStats & { handshakeFailures: Readonly<Record<string, number>> }
+export type AdminTlsStats = TlsStats & {
+  handshakeFailures: Readonly<Record<string, number>>
+  /** Cleartext connections a permissive inbound listener served. */
+  plaintextConnections: number
+}
 
 export interface AdminState {
   config(): MeshConfig | undefined
@@ -39,6 +43,9 @@ function tlsMetrics(tls: AdminTlsStats | undefined): string {
     '# HELP meshgate_tls_cert_expiry_seconds When the certificate in use expires (Unix time).',
     '# TYPE meshgate_tls_cert_expiry_seconds gauge',
     `meshgate_tls_cert_expiry_seconds ${Math.floor(Date.parse(tls.cert.notAfter) / 1000)}`,
+    '# HELP meshgate_tls_plaintext_connections_total Cleartext connections a permissive inbound listener served.',
+    '# TYPE meshgate_tls_plaintext_connections_total counter',
+    `meshgate_tls_plaintext_connections_total ${tls.plaintextConnections}`,
     '# HELP meshgate_tls_handshake_failures_total Inbound TLS handshakes that failed, by reason.',
     '# TYPE meshgate_tls_handshake_failures_total counter',
   ]

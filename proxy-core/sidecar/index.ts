@@ -344,7 +344,11 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
         tls: () =>
           tls === undefined
             ? undefined
-            : { ...tls.stats(), handshakeFailures: inbound?.handshakeFailures() ?? {} },
+            : {
+                ...tls.stats(),
+                handshakeFailures: inbound?.handshakeFailures() ?? {},
+                plaintextConnections: inbound?.plaintextConnections() ?? 0,
+              },
         stats: () => ({
           service: opts.service,
           mesh: current().config.mesh,
@@ -362,7 +366,11 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
           tls:
             tls === undefined
               ? null
-              : { ...tls.stats(), handshakeFailures: inbound?.handshakeFailures() ?? {} },
+              : {
+                  ...tls.stats(),
+                  handshakeFailures: inbound?.handshakeFailures() ?? {},
+                  plaintextConnections: inbound?.plaintextConnections() ?? 0,
+                },
           endpoints: current().endpoints(),
           healthChecks: healthChecks.snapshot(),
           cloudMap: cloudMapStatus(current().config, cloudMapCache),

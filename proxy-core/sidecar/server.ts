@@ -93,6 +93,7 @@ export async function listen(
     connections: () => sockets.size,
     refusals: () => ({ ...refusals }),
     handshakeFailures: () => null,
+    plaintextConnections: () => 0,
     stopAccepting() {
       if (!accepting) return
       accepting = false

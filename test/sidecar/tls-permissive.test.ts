@@ -124,8 +124,10 @@ describe('inbound listener, permissive', () => {
           .on('error', reject)
           .end()
       }),
-    ) as { tls: { handshakeFailures: Record<string, number> } }
+    ) as { tls: { handshakeFailures: Record<string, number>; plaintextConnections: number } }
     expect(stats.tls.handshakeFailures.timeout).toBe(1)
+    // The first test's cleartext request: one connection (node's agent closed it after the answer).
+    expect(stats.tls.plaintextConnections).toBe(1)
     expect(stats.tls.handshakeFailures.no_client_certificate).toBe(1)
     expect(await plainGet()).toMatchObject({ status: 200 })
   })
