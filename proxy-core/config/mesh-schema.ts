@@ -138,6 +138,26 @@ const healthCheck = object(
       'active HTTP health checks, run by the sidecar against every endpoint of an http target (not on Lambda targets)',
   },
 )
+/** Istio's DestinationRule `tls`, per target; see docs/tls.md. */
+const targetTls = object(
+  {
+    mode: optional(
+      string({
+        enum: ['mutual', 'simple'],
+        description:
+          "mutual: the sidecar's certificate, verified against its trust bundle (default when it has one); simple: the system's roots, no client certificate",
+      }),
+    ),
+    sni: optional(string({ pattern: /^[A-Za-z0-9.-]+$/, hint: 'a DNS name' })),
+    subjectAltNames: optional(
+      list(string({ pattern: /^\S+$/, hint: 'a DNS name, IP address or URI' }), { minItems: 1 }),
+    ),
+  },
+  {
+    description:
+      'the target is reached over TLS (its URLs are https://; dns:// and cloudmap:// endpoints become https)',
+  },
+)
 const target = object(
   {
     lambda: optional(string({ pattern: /^[A-Za-z0-9_:.-]+$/, hint: 'a function name, name:alias, or ARN' })),
@@ -161,6 +181,7 @@ const target = object(
       duration('how often cloudmap:// targets call DiscoverInstances (default 30s, jittered); sidecar only'),
     ),
     healthCheck: optional(healthCheck),
+    tls: optional(targetTls),
   },
   { exactlyOne: ['lambda', 'http', 'tcp'] },
 )

@@ -15,6 +15,7 @@ import type {
   ServiceConfig,
   StringMatch,
   TargetConfig,
+  TargetTlsConfig,
 } from '../engine/types.ts'
 import { checkRollout } from '../rollout/rollout-schema.ts'
 import {
@@ -212,7 +213,11 @@ function httpTarget(name: string, raw: RawTarget, path: ConfigPath, problems: Pr
     ...(raw.healthCheck === undefined
       ? {}
       : { healthCheck: healthCheckConfig(raw.healthCheck, [...path, 'healthCheck'], problems) }),
+    ...(raw.tls === undefined ? {} : { tls: raw.tls as TargetTlsConfig }),
   }
+  // A `tls` block says the target speaks TLS: its discovered endpoints are https, and a static
+  // http:// URL beside it contradicts it.
+  const protocol = raw.tls === undefined ? 'http' : 'https'
   const cloudMap = urls.filter((u) => u.startsWith('cloudmap://'))
   if (cloudMap.length > 0) {
     if (urls.length > 1)
@@ -225,7 +230,7 @@ function httpTarget(name: string, raw: RawTarget, path: ConfigPath, problems: Pr
       problems.push({ path: [...path, 'http'], message: parsed.error })
       return { ...base, endpoints: [] }
     }
-    return { ...base, endpoints: [], cloudMap: parsed.config }
+    return { ...base, endpoints: [], cloudMap: { ...parsed.config, protocol } }
   }
   if (raw.cloudMapRefresh !== undefined)
     problems.push({
@@ -241,12 +246,18 @@ function httpTarget(name: string, raw: RawTarget, path: ConfigPath, problems: Pr
         message: 'a dns:// target must be the only URL of its target',
       })
     const [host, port] = dns[0]!.slice('dns://'.length).split(':') as [string, string]
-    return { ...base, endpoints: [], dns: { host, port: Number(port), protocol: 'http' } }
+    return { ...base, endpoints: [], dns: { host, port: Number(port), protocol } }
   }
   const endpoints: string[] = []
   urls.forEach((u, i) => {
     try {
-      endpoints.push(new URL(u).origin)
+      const url = new URL(u)
+      if (raw.tls !== undefined && url.protocol === 'http:')
+        problems.push({
+          path: typeof raw.http === 'string' ? [...path, 'http'] : [...path, 'http', i],
+          message: `the target has a tls block: write its URL as https://${url.host}`,
+        })
+      endpoints.push(url.origin)
     } catch {
       problems.push({
         path: typeof raw.http === 'string' ? [...path, 'http'] : [...path, 'http', i],
@@ -404,7 +415,7 @@ export function normalizeMesh(raw: RawMesh, source: string, problems: Problem[])
         continue
       }
       if (t.lambda) {
-        for (const key of ['healthCheck', 'cloudMapRefresh'] as const) {
+        for (const key of ['healthCheck', 'cloudMapRefresh', 'tls'] as const) {
           if (t[key] === undefined) continue
           problems.push({
             path: [...tPath, key],

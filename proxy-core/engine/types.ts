@@ -120,7 +120,21 @@ export type TargetConfig =
       loadBalancer: LoadBalancer
       /** Active health checks against every endpoint (App Mesh's HealthCheckPolicy); sidecar only. */
       healthCheck?: HealthCheckConfig
+      /** How the target's `https://` endpoints are reached (docs/tls.md); absent: the defaults. */
+      tls?: TargetTlsConfig
     }
+/** Istio's DestinationRule `tls` for one target (docs/tls.md). */
+export interface TargetTlsConfig {
+  /**
+   * `mutual`: present the sidecar's certificate and verify the peer against its trust bundle (the
+   * default when the sidecar has one); `simple`: verify against the system's roots, no client certificate.
+   */
+  mode?: 'mutual' | 'simple'
+  /** The server name sent in SNI and checked in the certificate (default: the endpoint's host). */
+  sni?: string
+  /** The peer's certificate must carry one of these (DNS, IP or URI SAN), instead of the host name. */
+  subjectAltNames?: string[]
+}
 /** Where a Cloud Map target's endpoints come from; see docs/config.md#cloud-map. */
 export interface CloudMapTargetConfig {
   namespace: string
@@ -133,6 +147,8 @@ export interface CloudMapTargetConfig {
   defaultPort?: number
   /** Milliseconds between DiscoverInstances calls (jittered). */
   refresh: number
+  /** `https` when the target has a `tls` block: its instances are reached over TLS. */
+  protocol?: 'http' | 'https'
 }
 /** App Mesh's HealthCheckPolicy for HTTP; durations in milliseconds. */
 export interface HealthCheckConfig {

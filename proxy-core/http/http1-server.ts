@@ -13,6 +13,8 @@
 import type { Socket } from 'node:net'
 import { Server as NetServer } from 'node:net'
 import { Readable } from 'node:stream'
+import type { PeerCertificate, TLSSocket } from 'node:tls'
+import { Server as TlsServer } from 'node:tls'
 import { Cancellation } from '../engine/cancel.ts'
 import { type ErrorCode, ErrorCodes } from '../engine/errors.ts'
 import type { CancelSignal, Clock, HeaderMap, MeshResponse, Timers } from '../engine/types.ts'
@@ -33,6 +35,13 @@ import {
 import { HeadRefusal, parseRequestHead } from './http1-request.ts'
 import { DEFAULT_EDGE_TIMEOUTS, type EdgeTimeouts, MAX_BUFFERED_BODY, MAX_HEADER_BYTES } from './limits.ts'
 import { httpDate, refusalText, statusLine } from './refusal.ts'
+import {
+  HandshakeFailures,
+  handshakeFailureReason,
+  LISTENER_ALPN,
+  TLS_HANDSHAKE_RECORD,
+  type TlsListenerOptions,
+} from './tls-listener.ts'
 
 /** One request as the handler sees it. */
 export interface DownstreamRequest {
@@ -42,6 +51,10 @@ export interface DownstreamRequest {
   /** The field lines: names lower case, a repeated field an array. The handler's to change. */
   readonly headers: HeaderMap
   readonly remoteAddress: string | undefined
+  /** Whether the request came over TLS. */
+  readonly secure: boolean
+  /** The client's certificate, verified against the trust bundle (mutual TLS); null otherwise. */
+  peerCertificate(): PeerCertificate | null
   /** None; the whole body, when it came with the head and is small; or the body as it arrives. */
   readonly body: Buffer | Readable | null
   /** Declared length; -1 for a chunked body. */
@@ -91,6 +104,10 @@ export interface Listener {
   refusals(): Readonly<Record<string, number>>
   /** Connections switched to another protocol (101) and still open. */
   tunnels(): number
+  /** TLS listeners: handshakes that failed, by reason (tls-listener.ts's closed set); null in cleartext. */
+  handshakeFailures(): Readonly<Record<string, number>> | null
+  /** A permissive TLS listener: connections served in cleartext so far (0 on any other listener). */
+  plaintextConnections(): number
 }
 
 const CONTINUE = 'HTTP/1.1 100 Continue\r\n\r\n'
@@ -103,6 +120,8 @@ export interface Http1ServerOptions {
   timeouts?: Partial<EdgeTimeouts>
   /** The time the timeouts are measured on, and the sweep's timer: injected in tests. */
   clock?: Clock & Timers
+  /** TLS on this listener (the HTTP/1.1 server runs inside it unchanged). */
+  tls?: TlsListenerOptions
 }
 
 class RequestBody extends Readable {
@@ -124,6 +143,7 @@ class Exchange implements DownstreamRequest {
   readonly headers: HeaderMap
   readonly remoteAddress: string | undefined
   readonly upgrade: string | undefined
+  readonly secure: boolean
   body: Buffer | Readable | null = null
   contentLength = 0
   private controller: Cancellation | undefined
@@ -150,6 +170,7 @@ class Exchange implements DownstreamRequest {
     this.url = url
     this.headers = headers
     this.remoteAddress = conn.peer
+    this.secure = conn.secure
     this.http10 = http10
     const connection = headers.connection
     this.keepAlive = http10 ? connectionHas(connection, 'keep-alive') : !connectionHas(connection, 'close')
@@ -163,6 +184,10 @@ class Exchange implements DownstreamRequest {
       if (this.gone) this.controller.abort()
     }
     return this.controller
+  }
+
+  peerCertificate(): PeerCertificate | null {
+    return this.secure ? this.conn.peerCertificate() : null
   }
 
   /** The client went away first. */
@@ -336,6 +361,7 @@ function pipeBody(src: Readable, socket: Socket, chunked: boolean, length: numbe
 class Conn implements PieceSink {
   readonly socket: Socket
   readonly peer: string | undefined
+  readonly secure: boolean
   /** Bytes read and not yet parsed: a head in progress, or pipelined requests. */
   private buf: Buffer | undefined
   current: Exchange | undefined
@@ -362,9 +388,10 @@ class Conn implements PieceSink {
   tunnelled = false
   private readonly onRead = (chunk: Buffer) => this.onData(chunk)
 
-  constructor(server: Http1Server, socket: Socket) {
+  constructor(server: Http1Server, socket: Socket, secure: boolean) {
     this.server = server
     this.socket = socket
+    this.secure = secure
     this.since = server.clock.now()
     const a = socket.remoteAddress
     this.peer = a?.startsWith('::ffff:') ? a.slice(7) : a
@@ -381,6 +408,19 @@ class Conn implements PieceSink {
       }
       this.stream?.destroy(new Error('client closed the connection before the request body was complete'))
     })
+  }
+
+  /** The client's verified certificate: read once per connection (node builds a new object per call). */
+  private peerCert: PeerCertificate | null | undefined
+
+  peerCertificate(): PeerCertificate | null {
+    if (this.peerCert === undefined) {
+      const socket = this.socket as TLSSocket
+      // Only a certificate the handshake verified; an empty object when the client sent none.
+      const cert = socket.authorized ? socket.getPeerCertificate() : undefined
+      this.peerCert = cert?.raw === undefined ? null : cert
+    }
+    return this.peerCert
   }
 
   /** The server is draining: every response closes its connection. */
@@ -684,6 +724,44 @@ class Http1Server {
   }
 }
 
+/**
+ * PERMISSIVE: a plain server that reads each connection's first bytes and hands it to the TLS server
+ * (a handshake record) or to the HTTP/1.1 server as cleartext. The bytes go back into the socket
+ * first (node's TLSSocket takes what is buffered). A client that sends nothing is cut off after the
+ * handshake timeout, as on a TLS-only listener.
+ */
+function sniffingServer(
+  state: Http1Server,
+  secure: TlsServer,
+  timeout: number,
+  failures: Record<string, number>,
+  onPlaintext: () => void,
+): NetServer {
+  return new NetServer({ noDelay: true, pauseOnConnect: false }, (socket) => {
+    const onError = () => socket.destroy()
+    const onTimeout = () => {
+      failures[HandshakeFailures.timeout] = (failures[HandshakeFailures.timeout] ?? 0) + 1
+      socket.destroy()
+    }
+    socket.setTimeout(timeout)
+    socket.once('timeout', onTimeout)
+    socket.on('error', onError)
+    socket.once('data', (chunk: Buffer) => {
+      socket.pause()
+      socket.setTimeout(0)
+      socket.off('timeout', onTimeout)
+      socket.off('error', onError)
+      socket.unshift(chunk)
+      if (chunk[0] === TLS_HANDSHAKE_RECORD) secure.emit('connection', socket)
+      else {
+        onPlaintext()
+        state.conns.add(new Conn(state, socket, false))
+        socket.resume()
+      }
+    })
+  })
+}
+
 /** How often the connections' timeouts are checked, ms: a quarter of the shortest, 50 ms to 1 s. */
 function sweepInterval(t: EdgeTimeouts): number {
   const shortest = Math.min(t.headersTimeout, t.keepAliveTimeout, t.bodyIdleTimeout)
@@ -698,9 +776,48 @@ export async function listenHttp1(
   opts: Http1ServerOptions = {},
 ): Promise<Listener> {
   const state = new Http1Server(handler, onError, opts)
-  const server = new NetServer({ noDelay: true }, (socket) => {
-    state.conns.add(new Conn(state, socket))
-  })
+  const tls = opts.tls
+  const failures: Record<string, number> = Object.create(null)
+  let plaintext = 0
+  let server: NetServer
+  if (tls === undefined) {
+    server = new NetServer({ noDelay: true }, (socket) => {
+      state.conns.add(new Conn(state, socket, false))
+    })
+  } else {
+    // TLS wraps the same server: the handshake first (bounded by handshakeTimeout), then the socket
+    // is a connection like any other. A peer that speaks no TLS, sends garbage, offers no certificate
+    // or one from another CA is cut off here, counted by reason, and never reaches the parser.
+    const material = tls.material
+    const secure = new TlsServer(
+      {
+        ...material.serverOptions(),
+        noDelay: true,
+        ALPNProtocols: [...LISTENER_ALPN],
+        handshakeTimeout: tls.handshakeTimeout,
+        requestCert: material.verifiesPeers,
+        rejectUnauthorized: material.verifiesPeers,
+      },
+      (socket) => {
+        state.conns.add(new Conn(state, socket, true))
+      },
+    )
+    secure.on('tlsClientError', (err: Error & { code?: string }, socket: TLSSocket) => {
+      // A client certificate that does not verify: node cuts the socket and reports only the hang-up,
+      // the verification's own error stays on the socket.
+      const reason = handshakeFailureReason(err, socket.authorizationError)
+      failures[reason] = (failures[reason] ?? 0) + 1
+      // Listening for the event takes over node's own handling: the socket (a timed-out handshake's
+      // included) stays open unless it is destroyed here.
+      socket.destroy()
+    })
+    // New handshakes take the new certificate; connections already open keep theirs.
+    material.onSwap(() => secure.setSecureContext(material.serverOptions()))
+    server =
+      tls.permissive === true
+        ? sniffingServer(state, secure, tls.handshakeTimeout, failures, () => plaintext++)
+        : secure
+  }
   const clock = state.clock
   const every = sweepInterval(state.timeouts)
   let sweeper: unknown
@@ -727,6 +844,8 @@ export async function listenHttp1(
     connections: () => state.conns.size,
     refusals: () => ({ ...state.refusals }),
     tunnels: () => state.tunnels,
+    handshakeFailures: () => (tls === undefined ? null : { ...failures }),
+    plaintextConnections: () => plaintext,
     stopAccepting() {
       if (!accepting) return
       accepting = false

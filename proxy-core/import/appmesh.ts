@@ -831,8 +831,8 @@ class AppMeshTranslator {
         'leave it out (authorization rules restrict callers)',
       ],
       backendDefaults: [
-        'client policies (TLS origination) have no meshgate equivalent',
-        'use https:// targets, or TLS in the app',
+        'client policies (TLS origination) are not translated',
+        'use https:// targets or a tls block; the sidecar verifies against --tls-ca (docs/tls.md)',
       ],
       logging: [
         'meshgate writes an access log line per request by default',
@@ -849,8 +849,8 @@ class AppMeshTranslator {
           'set outlierDetection',
         ],
         tls: [
-          'meshgate does not terminate TLS between services',
-          'terminate TLS in the app or at the load balancer',
+          "the sidecar's inbound TLS comes from certificate files, not ACM or SDS, and is not translated",
+          'run the sidecar with --tls-dir and call it through https:// targets (docs/tls.md)',
         ],
         timeout: [
           "a listener's timeout bounds requests into the node; meshgate bounds calls by the route timeout",
@@ -892,8 +892,8 @@ class AppMeshTranslator {
       ['listeners', 'awsName', 'meshRef', 'podSelector', 'namespaceSelector', 'gatewayRouteSelector'],
       {
         backendDefaults: [
-          'client policies (TLS origination) have no meshgate equivalent',
-          'use https:// targets',
+          'client policies (TLS origination) are not translated',
+          'use https:// targets or a tls block; the sidecar verifies against --tls-ca (docs/tls.md)',
         ],
         logging: ['meshgate writes an access log line per request by default', 'leave it out'],
       },

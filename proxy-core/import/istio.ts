@@ -779,8 +779,8 @@ class IstioTranslator {
     if (!svc.sources.includes(ctx.source)) svc.sources.push(ctx.source)
     ctx.keys(policy, 'spec.trafficPolicy', ['connectionPool', 'outlierDetection', 'loadBalancer'], {
       tls: [
-        'meshgate does not originate mTLS between services',
-        'use TLS origins (https://) or a network policy',
+        "mutual TLS between sidecars is set per target and by the sidecar's certificate files, not translated",
+        'give the targets https:// URLs or a tls block, and the sidecars --tls-dir (docs/tls.md)',
       ],
       portLevelSettings: [
         'meshgate sets policies per service, not per port',

@@ -162,6 +162,7 @@ function sidecarContainer(
   env.push({ name: 'MESHGATE_DRAIN', value: drainText(settings.drainMs) })
   if (settings.xray) env.push({ name: 'AWS_XRAY_DAEMON_ADDRESS', value: '127.0.0.1:2000' })
   else env.push({ name: 'MESHGATE_XRAY', value: 'off' })
+  if (settings.tls !== undefined) env.push({ name: 'MESHGATE_TLS_DIR', value: settings.tls.dir })
   for (const e of settings.env) env.push({ name: e.name, value: e.value })
 
   const stopTimeout = Math.ceil(settings.drainMs / 1000) + STOP_BEYOND_DRAIN_S
@@ -199,6 +200,24 @@ function sidecarContainer(
     sidecar.mountPoints = [
       { sourceVolume: mount.sourceVolume, containerPath: mount.containerPath, readOnly: true },
     ]
+  }
+  if (settings.tls !== undefined) {
+    // ECS has no Secret volumes: an init-first container (one that fetches the certificate from ACM
+    // Private CA or Secrets Manager) writes tls.crt, tls.key and ca.crt into a task volume.
+    const dir = settings.tls.dir.replace(/\/$/, '')
+    const mount = before
+      .flatMap((c) => c.mountPoints ?? [])
+      .find((m) => m.containerPath !== undefined && m.containerPath.replace(/\/$/, '') === dir)
+    if (mount === undefined)
+      throw new InjectError(
+        `MESHGATE_TLS_DIR ${dir}: no ${ANNOTATIONS.initFirst} container mounts it; name the container that writes the certificate files`,
+      )
+    const mounts = sidecar.mountPoints ?? []
+    if (!mounts.some((m) => m.containerPath === mount.containerPath))
+      sidecar.mountPoints = [
+        ...mounts,
+        { sourceVolume: mount.sourceVolume, containerPath: mount.containerPath, readOnly: true },
+      ]
   }
   sidecar.healthCheck = {
     command: readyCheckCommand(ports.admin),

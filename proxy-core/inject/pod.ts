@@ -24,6 +24,7 @@ import { drainText, InjectError, isConfigUrl, optedOut, serviceName, workloadSet
 
 export const SIDECAR_NAME = 'meshgate'
 const CONFIG_VOLUME = 'mesh-config'
+const TLS_VOLUME = 'meshgate-tls'
 const INBOUND_PORT_NAME = 'mesh-inbound'
 const ADMIN_PORT_NAME = 'mesh-admin'
 /** Beyond the drain: the app's own shutdown and the sidecar's 2 s exit grace (sidecar/command.ts). */
@@ -140,8 +141,14 @@ function sidecarEnv(service: string, appPort: number | undefined, settings: Work
   } else {
     env.push({ name: 'MESHGATE_XRAY', value: 'off' })
   }
+  if (settings.tls?.secret !== undefined) env.push({ name: 'MESHGATE_TLS_DIR', value: settings.tls.dir })
   for (const e of settings.env) env.push({ name: e.name, value: e.value })
   return env
+}
+
+/** The Secret of a workload's mesh certificate: the settings' name with `{service}` filled in. */
+export function tlsSecretName(template: string, service: string): string {
+  return template.replaceAll('{service}', service)
 }
 
 function resources(settings: WorkloadSettings): Json {
@@ -201,9 +208,33 @@ function sidecarContainer(
       seccompProfile: { type: 'RuntimeDefault' },
     },
   }
+  const mounts: Json[] = []
   if (!isConfigUrl(settings.config))
-    container.volumeMounts = [{ name: CONFIG_VOLUME, mountPath: dirname(settings.config), readOnly: true }]
+    mounts.push({ name: CONFIG_VOLUME, mountPath: dirname(settings.config), readOnly: true })
+  // cert-manager renews into the Secret; the kubelet swaps the volume's `..data` link and the sidecar's
+  // watch takes the new pair, no restart.
+  if (settings.tls?.secret !== undefined)
+    mounts.push({ name: TLS_VOLUME, mountPath: settings.tls.dir, readOnly: true })
+  if (mounts.length > 0) container.volumeMounts = mounts
   return container
+}
+
+function tlsVolume(
+  volumes: Json[] | undefined,
+  service: string,
+  settings: WorkloadSettings,
+): Json[] | undefined {
+  const secret = settings.tls?.secret
+  if (secret === undefined) return volumes
+  const list = volumes ?? []
+  if (list.some((v) => v?.name === TLS_VOLUME))
+    throw new InjectError(`the pod already has a volume named ${TLS_VOLUME}`)
+  const secretName = tlsSecretName(secret, service)
+  if (!/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(secretName))
+    throw new InjectError(`the TLS Secret name ${JSON.stringify(secretName)} is not a Secret name`)
+  // The kubelet's default mode (0644, owned by root): the sidecar's non-root user must read the key,
+  // and only the sidecar mounts the volume.
+  return [...list, { name: TLS_VOLUME, secret: { secretName } }]
 }
 
 /** The app's calls go through the outbound listener, unless the container routes its own. */
@@ -264,7 +295,7 @@ export function injectPodSpec(
     ...inits.slice(at).map((c) => (c.restartPolicy === 'Always' ? c : proxy(c))),
   ]
   const out: K8sPodSpec = { ...spec, initContainers, containers: spec.containers.map(proxy) }
-  const volumes = configVolume(spec, settings)
+  const volumes = tlsVolume(configVolume(spec, settings), service, settings)
   if (volumes !== undefined) out.volumes = volumes
   const grace = Math.ceil(settings.drainMs / 1000) + GRACE_BEYOND_DRAIN_S
   const current =

@@ -5,7 +5,7 @@ import type { OptionSpec, ParsedArgs } from '../cli/args.ts'
 import { stringOpt, UsageError } from '../cli/args.ts'
 import { parseDuration } from '../config/duration.ts'
 import type { InjectSettings } from './settings.ts'
-import { defaultSettings, isConfigUrl } from './settings.ts'
+import { DEFAULT_TLS_DIR, defaultSettings, isConfigUrl } from './settings.ts'
 
 export const SETTINGS_OPTIONS: OptionSpec = {
   image: { type: 'string' },
@@ -15,6 +15,9 @@ export const SETTINGS_OPTIONS: OptionSpec = {
   env: { type: 'string', multiple: true },
   xray: { type: 'string' },
   'http-proxy': { type: 'string' },
+  // `mesh-`: the injector's own --tls-dir is its webhook certificate.
+  'mesh-tls-secret': { type: 'string' },
+  'mesh-tls-dir': { type: 'string' },
 }
 
 export const SETTINGS_USAGE = `sidecar settings (pods override them with meshgate.io/ annotations, docs/kubernetes.md):
@@ -24,7 +27,11 @@ export const SETTINGS_USAGE = `sidecar settings (pods override them with meshgat
   --drain DURATION     the sidecar's drain on shutdown (20s)
   --env NAME=VALUE     extra sidecar environment, repeatable (AWS_REGION=us-east-1)
   --xray on|off        send traces to an X-Ray daemon (on)
-  --http-proxy on|off  point the app containers' HTTP_PROXY at the sidecar (on)`
+  --http-proxy on|off  point the app containers' HTTP_PROXY at the sidecar (on)
+  --mesh-tls-secret NAME  TLS between sidecars: each pod's cert-manager Secret, {service} for the
+                       service name (e.g. {service}-mesh-tls), mounted at --mesh-tls-dir (docs/tls.md)
+  --mesh-tls-dir DIR   where the sidecar reads tls.crt, tls.key and ca.crt (${DEFAULT_TLS_DIR}); on ECS,
+                       a meshgate.io/init-first container writes them into a volume mounted there`
 
 function onOff(name: string, v: string | undefined, fallback: boolean): boolean {
   if (v === undefined) return fallback
@@ -63,5 +70,11 @@ export function settingsFromArgs(
   }
   s.xray = onOff('xray', stringOpt(p, 'xray'), s.xray)
   s.httpProxy = onOff('http-proxy', stringOpt(p, 'http-proxy'), s.httpProxy)
+  const tlsSecret = stringOpt(p, 'mesh-tls-secret') ?? env.MESHGATE_MESH_TLS_SECRET
+  const tlsDir = stringOpt(p, 'mesh-tls-dir')
+  if (tlsDir !== undefined && !tlsDir.startsWith('/'))
+    throw new UsageError('--mesh-tls-dir: want an absolute path in the container')
+  if (tlsSecret !== undefined || tlsDir !== undefined)
+    s.tls = { dir: tlsDir ?? DEFAULT_TLS_DIR, ...(tlsSecret === undefined ? {} : { secret: tlsSecret }) }
   return s
 }

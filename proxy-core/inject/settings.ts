@@ -29,7 +29,15 @@ export const ANNOTATIONS = {
   httpProxy: 'meshgate.io/http-proxy',
   /** Init containers (comma-separated names) that must run before the sidecar starts. */
   initFirst: 'meshgate.io/init-first',
+  /**
+   * Kubernetes: the Secret (cert-manager's tls.crt, tls.key, ca.crt) of this workload's mesh
+   * certificate: TLS between sidecars (docs/tls.md). `"off"`: none for this workload.
+   */
+  tlsSecret: 'meshgate.io/tls-secret',
 } as const
+
+/** Where the sidecar finds its TLS files (MESHGATE_TLS_DIR): the Secret's mount, or a task volume on ECS. */
+export const DEFAULT_TLS_DIR = '/etc/meshgate/tls'
 
 export interface SidecarResources {
   cpuRequest?: string
@@ -54,6 +62,11 @@ export interface InjectSettings {
   httpProxy: boolean
   /** Send X-Ray segments to a daemon: the node's DaemonSet (Kubernetes) or a task container (ECS). */
   xray: boolean
+  /**
+   * TLS between sidecars (docs/tls.md). Kubernetes: `secret` names the workload's cert-manager Secret,
+   * `{service}` standing for the service name; ECS: `dir` is filled by an init-first container.
+   */
+  tls?: { secret?: string; dir: string }
 }
 
 /** The sidecar's ports are DESIGN's (Istio's capture ports and Envoy's admin port). */
@@ -182,6 +195,13 @@ export function workloadSettings(
   }
   const httpProxy = get(ANNOTATIONS.httpProxy)
   if (httpProxy !== undefined) out.httpProxy = boolValue(ANNOTATIONS.httpProxy, httpProxy)
+  const tlsSecret = get(ANNOTATIONS.tlsSecret)
+  if (tlsSecret === 'off') delete out.tls
+  else if (tlsSecret !== undefined) {
+    if (!/^[a-z0-9{]([-a-z0-9.{}]{0,251}[a-z0-9}])?$/.test(tlsSecret))
+      throw new InjectError(`${ANNOTATIONS.tlsSecret}: not a Secret name: ${JSON.stringify(tlsSecret)}`)
+    out.tls = { dir: settings.tls?.dir ?? DEFAULT_TLS_DIR, secret: tlsSecret }
+  }
   const initFirst = get(ANNOTATIONS.initFirst)
   if (initFirst !== undefined)
     out.initFirst = initFirst

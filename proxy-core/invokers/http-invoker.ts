@@ -1,13 +1,16 @@
-// The sidecar's HTTP invoker: cleartext origins go through meshgate's own HTTP/1.1 client (http1.ts),
-// TLS origins through undici, which also speaks HTTP/2 where the upstream offers it in ALPN. undici is
-// imported on the first https request only, so a mesh of plain-HTTP services never loads it (it is
-// the largest module in the bundle: ~40 ms and several MB of heap).
+// The sidecar's HTTP invoker: meshgate's own HTTP/1.1 client (http/http1-client.ts) for every origin,
+// cleartext or `https://`. TLS origins are reached the way tls-client.ts decides per target: with the
+// sidecar's certificate and trust bundle (mutual TLS to another sidecar), or with the system's roots.
 
 import type { Invoker } from '../engine/types.ts'
 import { createHttp1Invoker, type Http1Options, type PoolStats } from '../http/http1-client.ts'
-import type { UndiciInvoker, UndiciInvokerOptions } from './http-undici.ts'
+import { createUpstreamTls } from '../http/tls-client.ts'
+import type { TlsMaterial } from '../tls/material.ts'
 
-export type HttpInvokerOptions = Http1Options & Pick<UndiciInvokerOptions, 'tls'>
+export type HttpInvokerOptions = Omit<Http1Options, 'tls'> & {
+  /** The sidecar's certificate, key and trust bundle; none: https targets use the system's roots. */
+  tls?: TlsMaterial
+}
 
 export interface HttpInvoker extends Invoker {
   close(): Promise<void>
@@ -16,28 +19,6 @@ export interface HttpInvoker extends Invoker {
 }
 
 export function createHttpInvoker(opts: HttpInvokerOptions = {}): HttpInvoker {
-  const plain = createHttp1Invoker(opts)
-  let tls: Promise<UndiciInvoker> | undefined
-  let tlsLoaded: UndiciInvoker | undefined
-
-  function loadTls(): Promise<UndiciInvoker> {
-    tls ??= import('./http-undici.ts').then((m) => {
-      tlsLoaded = m.createUndiciInvoker(opts)
-      return tlsLoaded
-    })
-    return tls
-  }
-
-  return {
-    invoke(req, endpoint, signal) {
-      if (!endpoint.id.startsWith('https:')) return plain.invoke(req, endpoint, signal)
-      return loadTls().then((invoker) => invoker.invoke(req, endpoint, signal))
-    },
-    async close() {
-      await Promise.all([plain.close(), tls?.then((invoker) => invoker.close())])
-    },
-    stats() {
-      return { ...plain.stats(), ...tlsLoaded?.stats() }
-    },
-  }
+  const { tls, ...http1 } = opts
+  return createHttp1Invoker({ ...http1, tls: createUpstreamTls(tls) })
 }

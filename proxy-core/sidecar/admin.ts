@@ -7,6 +7,14 @@ import type { MeshConfig } from '../engine/types.ts'
 import type { MetricsRegistry } from '../telemetry/metrics.ts'
 import { CodeClasses } from '../telemetry/metrics.ts'
 import { formatPrometheus, PROMETHEUS_CONTENT_TYPE } from '../telemetry/prometheus.ts'
+import type { TlsStats } from '../tls/index.ts'
+
+/** The TLS material's counters and the inbound listener's failed handshakes, by reason. */
+export type AdminTlsStats = TlsStats & {
+  handshakeFailures: Readonly<Record<string, number>>
+  /** Cleartext connections a permissive inbound listener served. */
+  plaintextConnections: number
+}
 
 export interface AdminState {
   config(): MeshConfig | undefined
@@ -20,6 +28,32 @@ export interface AdminState {
   refusals?(): Record<string, Readonly<Record<string, number>>>
   /** More Prometheus text for /metrics (the tunnels' counters). */
   extraMetrics?(): string
+  /** TLS between sidecars, when on. */
+  tls?(): AdminTlsStats | undefined
+}
+
+/** TLS reloads, refusals, the certificate's expiry and failed handshakes; reasons are a closed set. */
+function tlsMetrics(tls: AdminTlsStats | undefined): string {
+  if (tls === undefined) return ''
+  const lines = [
+    '# HELP meshgate_tls_reloads_total Certificate and key versions swapped in after the first.',
+    '# TYPE meshgate_tls_reloads_total counter',
+    `meshgate_tls_reloads_total ${tls.reloads}`,
+    '# HELP meshgate_tls_rejected_total Certificate and key versions refused (incomplete, mismatched, expired); the one in use kept serving.',
+    '# TYPE meshgate_tls_rejected_total counter',
+    `meshgate_tls_rejected_total ${tls.rejected}`,
+    '# HELP meshgate_tls_cert_expiry_seconds When the certificate in use expires (Unix time).',
+    '# TYPE meshgate_tls_cert_expiry_seconds gauge',
+    `meshgate_tls_cert_expiry_seconds ${Math.floor(Date.parse(tls.cert.notAfter) / 1000)}`,
+    '# HELP meshgate_tls_plaintext_connections_total Cleartext connections a permissive inbound listener served.',
+    '# TYPE meshgate_tls_plaintext_connections_total counter',
+    `meshgate_tls_plaintext_connections_total ${tls.plaintextConnections}`,
+    '# HELP meshgate_tls_handshake_failures_total Inbound TLS handshakes that failed, by reason.',
+    '# TYPE meshgate_tls_handshake_failures_total counter',
+  ]
+  for (const reason in tls.handshakeFailures)
+    lines.push(`meshgate_tls_handshake_failures_total{reason="${reason}"} ${tls.handshakeFailures[reason]}`)
+  return `${lines.join('\n')}\n`
 }
 
 /** The edge's refusals as one Prometheus counter: `listener` and `code` are closed sets, never input. */
@@ -125,7 +159,8 @@ export function createAdminHandler(state: AdminState) {
           formatPrometheus(state.registry) +
             configMetrics(state.configStatus()) +
             (state.refusals ? refusalMetrics(state.refusals()) : '') +
-            (state.extraMetrics?.() ?? ''),
+            (state.extraMetrics?.() ?? '') +
+            tlsMetrics(state.tls?.()),
         )
       case '/config': {
         // DESIGN: where the config came from and how current it is, beside the effective config.

@@ -104,6 +104,7 @@ export function cloudMapKey(t: CloudMapTarget): string {
 export function instanceUrl(
   instance: DiscoveredInstance,
   defaultPort: number | undefined,
+  protocol: 'http' | 'https' = 'http',
 ): string | undefined {
   const a = instance.Attributes ?? {}
   const port = a.AWS_INSTANCE_PORT !== undefined ? Number(a.AWS_INSTANCE_PORT) : defaultPort
@@ -112,7 +113,7 @@ export function instanceUrl(
     a.AWS_INSTANCE_IPV4 ??
     (a.AWS_INSTANCE_IPV6 === undefined ? a.AWS_INSTANCE_CNAME : `[${a.AWS_INSTANCE_IPV6}]`)
   if (host === undefined || host === '' || /[\s/?#@]/.test(host)) return undefined
-  return `http://${host}:${port}`
+  return `${protocol}://${host}:${port}`
 }
 
 /** One entry per target key, kept across config reloads: the last good set and its status. */
@@ -173,7 +174,7 @@ export function startCloudMapDiscovery(
     const urls: string[] = []
     let skipped = 0
     for (const instance of instances) {
-      const url = instanceUrl(instance, c.defaultPort)
+      const url = instanceUrl(instance, c.defaultPort, c.protocol)
       if (url === undefined) skipped++
       else urls.push(url)
     }

@@ -7,6 +7,7 @@ import { resolve } from 'node:path'
 import { parseDuration } from '../config/duration.ts'
 import { isSourceUrl, parsePollInterval } from '../config-source/index.ts'
 import { edgeTimeoutsFromEnv } from '../http/limits.ts'
+import { tlsFilesFromArgs } from '../tls/index.ts'
 import type { Sidecar, SidecarOptions } from './index.ts'
 import { DEFAULT_ADMIN, DEFAULT_DRAIN_MS, DEFAULT_INBOUND, DEFAULT_OUTBOUND, startSidecar } from './index.ts'
 import { createLineWriter } from './line-writer.ts'
@@ -21,6 +22,11 @@ const FLAGS = {
   inbound: 'MESHGATE_INBOUND',
   admin: 'MESHGATE_ADMIN',
   drain: 'MESHGATE_DRAIN',
+  'tls-dir': 'MESHGATE_TLS_DIR',
+  'tls-cert': 'MESHGATE_TLS_CERT',
+  'tls-key': 'MESHGATE_TLS_KEY',
+  'tls-ca': 'MESHGATE_TLS_CA',
+  'tls-mode': 'MESHGATE_TLS_MODE',
 } as const
 type Flag = keyof typeof FLAGS
 
@@ -30,11 +36,18 @@ const EXIT_GRACE_MS = 2000
 export const SIDECAR_USAGE = `usage: meshgate sidecar --config FILE|URL --service NAME [--app URL]
                         [--outbound ${DEFAULT_OUTBOUND}] [--inbound ${DEFAULT_INBOUND}]
                         [--admin ${DEFAULT_ADMIN}] [--drain ${DEFAULT_DRAIN_MS / 1000}s]
+                        [--tls-dir DIR | --tls-cert FILE --tls-key FILE [--tls-ca FILE]]
+                        [--tls-mode strict|permissive]
 --config takes a file (YAML or JSON), inline JSON, appconfig://APP/ENV/PROFILE or s3://BUCKET/KEY;
 MESHGATE_CONFIG_POLL sets how often AppConfig and S3 are asked (default 45s, jittered ±10%);
 MESHGATE_CONFIG_SETTLE how long a file written in place must rest before it is read (default 1s).
 Each flag can also come from the environment: ${Object.values(FLAGS).join(', ')}.
 Listener timeouts come from MESHGATE_HEADERS_TIMEOUT, MESHGATE_BODY_IDLE_TIMEOUT, MESHGATE_BODY_MIN_RATE.
+TLS between sidecars (docs/tls.md): the inbound listener speaks TLS with --tls-cert/--tls-key and, with
+--tls-ca, requires client certificates that chain to it; https:// targets are called with the same
+certificate and verified against the same bundle. --tls-dir reads tls.crt, tls.key and ca.crt (a
+cert-manager Secret). The files are watched and swapped in; MESHGATE_TLS_HANDSHAKE_TIMEOUT (default 10s).
+--tls-mode permissive also serves cleartext HTTP on the inbound port while callers move to https://.
 Port 0 binds a free port; the bound addresses are printed as one JSON line on stdout.`
 
 class UsageError extends Error {}
@@ -113,6 +126,40 @@ export function parseSidecarArgs(argv: readonly string[], env: NodeJS.ProcessEnv
   }
   const drain = get('drain')
   if (drain !== undefined) opts.drainMs = parseDrain(drain)
+  let tls: ReturnType<typeof tlsFilesFromArgs>
+  try {
+    tls = tlsFilesFromArgs({
+      dir: get('tls-dir'),
+      cert: get('tls-cert'),
+      key: get('tls-key'),
+      ca: get('tls-ca'),
+    })
+  } catch (err) {
+    throw new UsageError((err as Error).message)
+  }
+  if (tls !== undefined) {
+    const abs = (f: string) => resolve(f)
+    opts.tls = {
+      cert: abs(tls.cert),
+      key: abs(tls.key),
+      ...(tls.ca === undefined ? {} : { ca: abs(tls.ca) }),
+    }
+    const mode = get('tls-mode')
+    if (mode !== undefined) {
+      if (mode !== 'strict' && mode !== 'permissive')
+        throw new UsageError(`--tls-mode: want strict or permissive, not ${JSON.stringify(mode)}`)
+      opts.tls.mode = mode
+    }
+    const handshake = env.MESHGATE_TLS_HANDSHAKE_TIMEOUT
+    if (handshake !== undefined && handshake !== '') {
+      const ms = parseDuration(handshake)
+      if (ms === undefined || ms <= 0)
+        throw new UsageError(
+          `MESHGATE_TLS_HANDSHAKE_TIMEOUT: not a duration: ${JSON.stringify(handshake)} (e.g. 10s)`,
+        )
+      opts.tls.handshakeTimeoutMs = ms
+    }
+  }
   try {
     opts.edge = edgeTimeoutsFromEnv(env)
   } catch (err) {
@@ -190,6 +237,9 @@ export async function runSidecarCommand(argv: string[]): Promise<number> {
       inbound: sidecar.addresses.inbound,
       admin: sidecar.addresses.admin,
       tcp: sidecar.addresses.tcp(),
+      ...(opts.tls === undefined
+        ? {}
+        : { tls: { mutual: opts.tls.ca !== undefined, mode: opts.tls.mode ?? 'strict' } }),
       pid: process.pid,
     }),
   )

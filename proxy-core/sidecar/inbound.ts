@@ -19,6 +19,7 @@ import type {
   TelemetrySink,
 } from '../engine/types.ts'
 import { FailureKinds, UpstreamFailure } from '../engine/types.ts'
+import { CLIENT_CERT_HEADER, clientCertValue } from '../http/tls-listener.ts'
 import { answerUpgrade, type Tunnels } from '../tunnel/index.ts'
 import type { DownstreamRequest } from './http1-server.ts'
 import { originFormPath } from './mesh-host.ts'
@@ -66,6 +67,9 @@ function failureResponse(err: unknown): { res: MeshResponse; code: string } {
   return { res: errorResponse(meshErr), code: meshErr.code }
 }
 
+/** The header value per certificate object, which a connection keeps for its life. */
+const clientCerts = new WeakMap<object, string>()
+
 export function createInboundHandler(deps: InboundDeps) {
   const endpoint: Endpoint = Object.freeze({
     id: new URL(deps.app).origin,
@@ -89,6 +93,19 @@ export function createInboundHandler(deps: InboundDeps) {
     const headers = req.headers
     stripHopByHop(headers)
     addForwardingHeaders(headers, req.remoteAddress, { proto: 'http' })
+    // Only this sidecar vouches for a client certificate: whatever a caller wrote there is dropped.
+    delete headers[CLIENT_CERT_HEADER]
+    if (req.secure) {
+      const cert = req.peerCertificate()
+      if (cert !== null) {
+        let value = clientCerts.get(cert)
+        if (value === undefined) {
+          value = clientCertValue(cert)
+          clientCerts.set(cert, value)
+        }
+        headers[CLIENT_CERT_HEADER] = value
+      }
+    }
     const trace = deps.tracing.inbound(headers)
     let out: MeshResponse
     let errorCode: string | undefined

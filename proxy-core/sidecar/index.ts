@@ -12,6 +12,7 @@ import { createMeshRuntime } from '../engine/runtime.ts'
 import type { MeshConfig, MeshRuntime, RequestEvent, TelemetrySink } from '../engine/types.ts'
 import { systemClock, systemRandom, systemTimers } from '../engine/types.ts'
 import type { EdgeTimeouts } from '../http/limits.ts'
+import { DEFAULT_HANDSHAKE_TIMEOUT } from '../http/tls-listener.ts'
 import type { HttpInvokerOptions } from '../invokers/http-invoker.ts'
 import { createHttpInvoker } from '../invokers/http-invoker.ts'
 import { createLambdaInvoker } from '../invokers/lambda-invoker.ts'
@@ -21,6 +22,8 @@ import { createCloudWatchPublisher } from '../telemetry/cloudwatch.ts'
 import type { MetricsRegistry } from '../telemetry/metrics.ts'
 import { createMetricsRegistry } from '../telemetry/metrics.ts'
 import { createXRayEmitter } from '../telemetry/xray-emitter.ts'
+import type { TlsFiles, TlsMaterial } from '../tls/index.ts'
+import { createTlsMaterial } from '../tls/index.ts'
 import { createTcpServices, createTunnelStats, createTunnels, type TcpServices } from '../tunnel/index.ts'
 import { createAdminHandler } from './admin.ts'
 import type { CloudMapCache, CloudMapClientOptions, CloudMapDiscovery } from './cloudmap-discovery.ts'
@@ -97,6 +100,12 @@ export interface SidecarOptions {
   http?: HttpInvokerOptions
   /** Timeouts of the outbound and inbound listeners' connections (http/limits.ts has the defaults). */
   edge?: Partial<EdgeTimeouts>
+  /**
+   * TLS between sidecars (docs/tls.md): the inbound listener speaks only TLS with this certificate
+   * (and, with `ca`, requires a client certificate that chains to it); https upstreams are reached with
+   * it as the client certificate and verified against `ca`. The files are watched and swapped in.
+   */
+  tls?: TlsFiles & { handshakeTimeoutMs?: number; mode?: 'strict' | 'permissive' }
 }
 
 export interface SidecarAddresses {
@@ -150,7 +159,20 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
   const log = opts.log ?? (() => {})
   const clock = systemClock
   const registry = createMetricsRegistry()
-  const http = createHttpInvoker(opts.http)
+  // Unusable files at start are an error (the sidecar does not start half secure); later versions
+  // that do not load are refused and the one in use keeps serving.
+  const tls: TlsMaterial | undefined =
+    opts.tls === undefined
+      ? undefined
+      : createTlsMaterial(
+          {
+            cert: opts.tls.cert,
+            key: opts.tls.key,
+            ...(opts.tls.ca === undefined ? {} : { ca: opts.tls.ca }),
+          },
+          { notice: (type, fields) => log(notice(type, fields)) },
+        )
+  const http = createHttpInvoker({ ...opts.http, ...(tls === undefined ? {} : { tls }) })
   const lambda = createLambdaInvoker()
   const emitter =
     opts.xrayDaemon === null ? undefined : createXRayEmitter(opts.xrayDaemon ?? '127.0.0.1:2000')
@@ -330,7 +352,18 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
           idleTimeout: () => inboundIdleTimeout(current().config, opts.service),
         }),
         onError,
-        { timeouts: opts.edge },
+        {
+          timeouts: opts.edge,
+          ...(tls === undefined
+            ? {}
+            : {
+                tls: {
+                  material: tls,
+                  handshakeTimeout: opts.tls?.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT,
+                  permissive: opts.tls?.mode === 'permissive',
+                },
+              }),
+        },
       )
       listeners.push(inbound)
     }
@@ -343,6 +376,14 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
         registry,
         refusals: () => ({ outbound: outbound.refusals(), inbound: inbound?.refusals() ?? {} }),
         extraMetrics: () => tunnels.stats.prometheus(),
+        tls: () =>
+          tls === undefined
+            ? undefined
+            : {
+                ...tls.stats(),
+                handshakeFailures: inbound?.handshakeFailures() ?? {},
+                plaintextConnections: inbound?.plaintextConnections() ?? 0,
+              },
         stats: () => ({
           service: opts.service,
           mesh: current().config.mesh,
@@ -362,6 +403,14 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
           },
           refusals: { outbound: outbound.refusals(), inbound: inbound?.refusals() ?? {} },
           upstreamPools: http.stats(),
+          tls:
+            tls === undefined
+              ? null
+              : {
+                  ...tls.stats(),
+                  handshakeFailures: inbound?.handshakeFailures() ?? {},
+                  plaintextConnections: inbound?.plaintextConnections() ?? 0,
+                },
           endpoints: current().endpoints(),
           healthChecks: healthChecks.snapshot(),
           cloudMap: cloudMapStatus(current().config, cloudMapCache),
@@ -375,6 +424,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
   } catch (err) {
     tcp?.stopAccepting()
     await closeAll()
+    tls?.close()
     live.close()
     generation?.dns.stop()
     generation?.cloudMap.stop()
@@ -450,6 +500,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
         }
         tunnels.closeAll()
         await closeAll()
+        tls?.close()
         await http.close()
         emitter?.close()
       })()

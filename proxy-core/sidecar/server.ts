@@ -94,6 +94,8 @@ export async function listen(
     refusals: () => ({ ...refusals }),
     // Node's server here is the admin listener's: it never switches protocols.
     tunnels: () => 0,
+    handshakeFailures: () => null,
+    plaintextConnections: () => 0,
     stopAccepting() {
       if (!accepting) return
       accepting = false

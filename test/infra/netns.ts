@@ -27,8 +27,8 @@ function alive(pid: number): boolean {
   }
 }
 
-/** Namespaces of earlier test processes that are gone (`mgtest-<pid>-…` with a dead pid). */
-export function removeStaleNetns(): void {
+/** Namespaces of earlier test processes that are gone (`<prefix><pid>-…` with a dead pid). */
+export function removeStaleNetns(prefix = PREFIX): void {
   let list: string
   try {
     list = ip(['netns', 'list'])
@@ -37,7 +37,7 @@ export function removeStaleNetns(): void {
   }
   for (const line of list.split('\n')) {
     const name = line.split(' ')[0] ?? ''
-    const m = new RegExp(`^${PREFIX}(\\d+)-`).exec(name)
+    const m = new RegExp(`^${prefix}(\\d+)-`).exec(name)
     if (m === null || alive(Number(m[1]))) continue
     try {
       ip(['netns', 'del', name])
@@ -56,9 +56,12 @@ export interface Netns {
   remove(): void
 }
 
-/** Creates `mgtest-<pid>-<tag>` with its loopback up; a clear error when namespaces are not allowed. */
-export function createNetns(tag: string): Netns {
-  const name = `${PREFIX}${process.pid}-${tag}`
+/**
+ * Creates `<prefix><pid>-<tag>` (`mgtest-` unless a branch's tests name their own) with its loopback
+ * up; a clear error when namespaces are not allowed.
+ */
+export function createNetns(tag: string, prefix = PREFIX): Netns {
+  const name = `${prefix}${process.pid}-${tag}`
   try {
     ip(['netns', 'add', name])
   } catch (err) {

@@ -1,6 +1,6 @@
 // The HTTP invokers against real servers on loopback, the same cases for meshgate's own HTTP/1.1 client
 // and for undici: streaming both ways, hop-by-hop headers, failure kinds, keep-alive reuse. Then the
-// sidecar's combined invoker, which speaks HTTP/2 over TLS (through undici) when the upstream offers it.
+// sidecar's combined invoker over TLS: meshgate's own client, HTTP/1.1 by ALPN, with a client certificate.
 
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
@@ -10,14 +10,16 @@ import { createSecureServer } from 'node:http2'
 import type { AddressInfo, Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import type { TLSSocket } from 'node:tls'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { MeshBody } from '../../proxy-core/engine/types.ts'
 import { UpstreamFailure } from '../../proxy-core/engine/types.ts'
 import { createHttp1Invoker } from '../../proxy-core/http/http1-client.ts'
 import { createHttpInvoker } from '../../proxy-core/invokers/http-invoker.ts'
 import { createUndiciInvoker } from '../../proxy-core/invokers/http-undici.ts'
+import { createTlsMaterial } from '../../proxy-core/tls/index.ts'
 import { attempt, endpoint } from '../helpers/attempt.ts'
-import { makeCert } from '../helpers/certs.ts'
+import { makeCa, makeTlsDir } from '../helpers/certs.ts'
 import { createGate } from '../helpers/gate.ts'
 
 async function text(body: MeshBody): Promise<string> {
@@ -219,34 +221,55 @@ describe.each(invokers)('$name invoker', ({ create }) => {
 })
 
 describe('the sidecar invoker', () => {
-  it('speaks HTTP/2 to a TLS upstream that offers it in ALPN', async () => {
+  it('reaches a TLS upstream through its own pools: HTTP/1.1 by ALPN, verified, the session resumed', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'meshgate-tls-'))
     let h2: Http2SecureServer | undefined
-    const tls = createHttpInvoker({ tls: { rejectUnauthorized: false } })
+    const ca = makeCa(dir, 'mesh')
+    const server = makeTlsDir(join(dir, 'server'), ca, 'upstream', ['IP:127.0.0.1'])
+    const client = makeTlsDir(join(dir, 'client'), ca, 'caller', ['DNS:caller'])
+    const material = createTlsMaterial(client, { watch: false })
+    const tls = createHttpInvoker({ tls: material })
     try {
-      const made = makeCert(dir, 'localhost')
+      const seen: { version: string; reused: boolean; client: string | undefined }[] = []
       h2 = createSecureServer(
         {
-          key: readFileSync(made.key),
-          cert: readFileSync(made.cert),
+          key: readFileSync(server.key),
+          cert: readFileSync(server.cert),
+          ca: readFileSync(ca.cert),
+          requestCert: true,
+          rejectUnauthorized: true,
+          // The upstream would speak HTTP/2; the client offers only http/1.1 (h2 comes with issue 19).
           allowHTTP1: true,
         },
         (req, res) => {
-          res.setHeader('x-http-version', req.httpVersion)
+          const socket = req.socket as TLSSocket
+          seen.push({
+            version: req.httpVersion,
+            reused: socket.isSessionReused(),
+            client: socket.getPeerCertificate().subject?.CN as string | undefined,
+          })
+          // A new connection for every request: the second must resume the first one's session.
+          res.setHeader('connection', 'close')
           res.end(`hello over ${req.httpVersion}`)
         },
       )
       await new Promise<void>((r) => h2!.listen(0, '127.0.0.1', r))
       const tlsOrigin = `https://127.0.0.1:${(h2.address() as AddressInfo).port}`
-      const res = await tls.invoke(
-        attempt({ headers: { host: 'svc' } }),
-        endpoint(tlsOrigin),
-        new AbortController().signal,
-      )
-      expect(res.status).toBe(200)
-      expect(res.headers['x-http-version']).toBe('2.0')
-      expect(await text(res.body)).toBe('hello over 2.0')
+      for (let i = 0; i < 2; i++) {
+        const res = await tls.invoke(
+          attempt({ headers: { host: 'svc' } }),
+          endpoint(tlsOrigin),
+          new AbortController().signal,
+        )
+        expect(res.status).toBe(200)
+        expect(await text(res.body)).toBe('hello over 1.1')
+      }
+      expect(seen.map((s) => s.version)).toEqual(['1.1', '1.1'])
+      expect(seen.map((s) => s.client?.startsWith('caller'))).toEqual([true, true])
+      expect(seen.map((s) => s.reused)).toEqual([false, true])
+      expect(Object.values(tls.stats())[0]).toMatchObject({ opened: 2, resumed: 1 })
     } finally {
+      material.close()
       await tls.close()
       await new Promise<void>((r) => (h2 ? h2.close(() => r()) : r()))
       rmSync(dir, { recursive: true, force: true })
