@@ -5,9 +5,14 @@
 
 import type { Invoker } from '../engine/types.ts'
 import { createHttp1Invoker, type Http1Options, type PoolStats } from '../http/http1-client.ts'
+import { createHttp2Invoker, type Http2ClientOptions } from '../http/http2-client.ts'
 import type { UndiciInvoker, UndiciInvokerOptions } from './http-undici.ts'
 
-export type HttpInvokerOptions = Http1Options & Pick<UndiciInvokerOptions, 'tls'>
+export type HttpInvokerOptions = Http1Options &
+  Pick<UndiciInvokerOptions, 'tls'> & {
+    /** Options of the HTTP/2 client, for targets with `protocol: http2 | grpc`. */
+    http2?: Http2ClientOptions
+  }
 
 export interface HttpInvoker extends Invoker {
   close(): Promise<void>
@@ -17,6 +22,8 @@ export interface HttpInvoker extends Invoker {
 
 export function createHttpInvoker(opts: HttpInvokerOptions = {}): HttpInvoker {
   const plain = createHttp1Invoker(opts)
+  // Its sessions and sockets are made on a target's first call; creating it costs a few objects.
+  const h2 = createHttp2Invoker(opts.http2)
   let tls: Promise<UndiciInvoker> | undefined
   let tlsLoaded: UndiciInvoker | undefined
 
@@ -30,14 +37,18 @@ export function createHttpInvoker(opts: HttpInvokerOptions = {}): HttpInvoker {
 
   return {
     invoke(req, endpoint, signal) {
+      const t = endpoint.target
+      const http2 = t.kind === 'http' && (t.protocol === 'http2' || t.protocol === 'grpc')
+      // https origins negotiate HTTP/2 by ALPN in undici; cleartext ones with prior knowledge here.
+      if (http2 && !endpoint.id.startsWith('https:')) return h2.invoke(req, endpoint, signal)
       if (!endpoint.id.startsWith('https:')) return plain.invoke(req, endpoint, signal)
       return loadTls().then((invoker) => invoker.invoke(req, endpoint, signal))
     },
     async close() {
-      await Promise.all([plain.close(), tls?.then((invoker) => invoker.close())])
+      await Promise.all([plain.close(), h2.close(), tls?.then((invoker) => invoker.close())])
     },
     stats() {
-      return { ...plain.stats(), ...tlsLoaded?.stats() }
+      return { ...plain.stats(), ...h2.stats(), ...tlsLoaded?.stats() }
     },
   }
 }

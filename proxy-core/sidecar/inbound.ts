@@ -3,12 +3,22 @@
 // request. No routing policy applies here: the caller's sidecar already made those decisions.
 
 import { ErrorCodes, errorResponse, MeshError } from '../engine/errors.ts'
+import { finalGrpcStatus, isGrpcRequest } from '../engine/grpc.ts'
 import {
   DEFAULT_PATH_NORMALIZATION,
   edgePath,
   type PathNormalizationConfig,
 } from '../engine/path-normalize.ts'
-import type { Clock, Endpoint, Invoker, MeshResponse, RequestEvent, TelemetrySink } from '../engine/types.ts'
+import type {
+  AttemptRequest,
+  Clock,
+  Endpoint,
+  Invoker,
+  MeshResponse,
+  RequestEvent,
+  TelemetrySink,
+  UpstreamProtocol,
+} from '../engine/types.ts'
 import { FailureKinds, UpstreamFailure } from '../engine/types.ts'
 import type { DownstreamRequest } from './http1-server.ts'
 import { addForwardingHeaders, stripHopByHop } from './mesh-request.ts'
@@ -21,6 +31,8 @@ export const APP_TARGET = 'app'
 export interface InboundDeps {
   /** The app's origin, e.g. `http://127.0.0.1:8080`. */
   app: string
+  /** http1 (default), http2 or grpc; gRPC calls go over HTTP/2 in any case. */
+  appProtocol?: UpstreamProtocol
   service: string
   mesh(): string
   /** The current config's path normalization; default DEFAULT_PATH_NORMALIZATION. */
@@ -32,12 +44,12 @@ export interface InboundDeps {
   draining(): boolean
 }
 
-function failureResponse(err: unknown): { res: MeshResponse; code: string } {
+function failureResponse(err: unknown, grpc: boolean): { res: MeshResponse; code: string } {
   const timeout = err instanceof UpstreamFailure && err.kind === FailureKinds.timeout
   const meshErr = timeout
     ? new MeshError(ErrorCodes.timeout, 'app timed out')
     : new MeshError(ErrorCodes.upstreamUnavailable, `app unavailable: ${String(err)}`)
-  return { res: errorResponse(meshErr), code: meshErr.code }
+  return { res: errorResponse(meshErr, grpc), code: meshErr.code }
 }
 
 const ABSOLUTE_PATH = /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\/[^/?#]*([^#]*)/
@@ -54,16 +66,20 @@ function originFormPath(url: string): string | undefined {
 }
 
 export function createInboundHandler(deps: InboundDeps) {
-  const endpoint: Endpoint = Object.freeze({
-    id: new URL(deps.app).origin,
-    target: Object.freeze({
-      kind: 'http' as const,
-      name: APP_TARGET,
-      endpoints: [deps.app],
-      dnsRefresh: 0,
-      loadBalancer: 'round-robin' as const,
-    }),
-  })
+  const appEndpoint = (protocol: UpstreamProtocol): Endpoint =>
+    Object.freeze({
+      id: new URL(deps.app).origin,
+      target: Object.freeze({
+        kind: 'http' as const,
+        name: APP_TARGET,
+        protocol,
+        endpoints: [deps.app],
+        dnsRefresh: 0,
+        loadBalancer: 'round-robin' as const,
+      }),
+    })
+  const endpoint = appEndpoint(deps.appProtocol ?? 'http1')
+  const grpcEndpoint = appEndpoint('grpc')
 
   return async function handleInbound(req: DownstreamRequest): Promise<void> {
     const start = deps.clock.now()
@@ -77,24 +93,31 @@ export function createInboundHandler(deps: InboundDeps) {
     stripHopByHop(headers)
     addForwardingHeaders(headers, req.remoteAddress, { proto: 'http' })
     const trace = deps.tracing.inbound(headers)
+    const grpc = isGrpcRequest(headers)
     let out: MeshResponse
     let errorCode: string | undefined
     if (!edge.ok) {
-      out = edge.refusal
+      out = grpc ? errorResponse(new MeshError(ErrorCodes.invalidPath, edge.code), true) : edge.refusal
       errorCode = edge.code
     } else {
       try {
         // Nothing here retries, so every body streams straight through.
-        out = await deps.invoker.invoke(
-          { method, path, headers, body: req.body, service: deps.service, attempt: 1 },
-          endpoint,
-          req.signal,
-        )
+        const attempt: AttemptRequest = {
+          method,
+          path,
+          headers,
+          body: req.body,
+          service: deps.service,
+          attempt: 1,
+        }
+        if (req.trailers !== undefined) attempt.trailers = req.trailers
+        out = await deps.invoker.invoke(attempt, grpc ? grpcEndpoint : endpoint, req.signal)
       } catch (err) {
-        ;({ res: out, code: errorCode } = failureResponse(err))
+        ;({ res: out, code: errorCode } = failureResponse(err, grpc))
       }
     }
     await req.respond(out, deps.draining())
+    const grpcStatus = grpc ? await finalGrpcStatus(out) : undefined
 
     const ev: RequestEvent = {
       mesh: deps.mesh(),
@@ -108,6 +131,7 @@ export function createInboundHandler(deps: InboundDeps) {
       end: deps.clock.now(),
       retries: 0,
       ...(errorCode === undefined ? {} : { errorCode }),
+      ...(grpc ? { grpc: true, ...(grpcStatus === undefined ? {} : { grpcStatus }) } : {}),
       trace: trace.trace,
     }
     deps.telemetry.request?.(ev)

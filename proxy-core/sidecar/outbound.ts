@@ -3,8 +3,16 @@
 // runtime that is current when it arrives (a reload never moves a request to another config).
 
 import { ErrorCodes } from '../engine/errors.ts'
+import { isGrpcRequest } from '../engine/grpc.ts'
 import { edgePath } from '../engine/path-normalize.ts'
-import type { HeaderMap, MeshBody, MeshRuntime, RequestContext, TraceContext } from '../engine/types.ts'
+import type {
+  HeaderMap,
+  MeshBody,
+  MeshRequest,
+  MeshRuntime,
+  RequestContext,
+  TraceContext,
+} from '../engine/types.ts'
 import type { DownstreamRequest } from './http1-server.ts'
 import { resolveOutbound } from './mesh-host.ts'
 import { addForwardingHeaders, requestBody, stripHopByHop } from './mesh-request.ts'
@@ -26,10 +34,17 @@ export function createOutboundHandler(deps: OutboundDeps) {
     const host = stripHopByHop(headers)
     const services = runtime.config.services
     const target = resolveOutbound(req.url, host, (name) => Object.hasOwn(services, name))
-    if (target.kind === 'bad') return req.respond(sidecarError(ErrorCodes.badRequest, target.reason), close)
+    // A gRPC caller gets the edge's refusals as gRPC statuses (trailers-only), as the pipeline's.
+    const grpc = isGrpcRequest(headers)
+    if (target.kind === 'bad')
+      return req.respond(sidecarError(ErrorCodes.badRequest, target.reason, undefined, grpc), close)
     // Once, here: the path the router matches is the path the upstream gets.
     const edge = edgePath(target.path, runtime.config.pathNormalization)
-    if (!edge.ok) return req.respond(edge.refusal, close)
+    if (!edge.ok)
+      return req.respond(
+        grpc ? sidecarError(ErrorCodes.invalidPath, edge.code, undefined, true) : edge.refusal,
+        close,
+      )
     if (target.kind === 'unknown') {
       // The runtime answers 404 unknown_service itself, and counts it; the body is never read.
       const meshReq = { method: req.method, path: edge.path, headers, body: null }
@@ -46,13 +61,23 @@ export function createOutboundHandler(deps: OutboundDeps) {
       body = read instanceof Promise ? await read : read
     } catch {
       // The body broke off before its declared end: the client is gone or broken.
-      return req.respond(sidecarError(ErrorCodes.badRequest, 'request body incomplete'), true)
+      return req.respond(
+        sidecarError(ErrorCodes.badRequest, 'request body incomplete', undefined, grpc),
+        true,
+      )
     }
     // The client going away cancels the upstream work (the pipeline passes the signal to every attempt).
     const ctx: RequestContext = { signal: req.signal, ownsHeaders: true }
     const trace = deps.trace?.(headers)
     if (trace !== undefined) ctx.trace = trace
-    const meshReq = { method: req.method, path: edge.path, headers, body, remoteAddress: req.remoteAddress }
+    const meshReq: MeshRequest = {
+      method: req.method,
+      path: edge.path,
+      headers,
+      body,
+      remoteAddress: req.remoteAddress,
+    }
+    if (req.trailers !== undefined) meshReq.trailers = req.trailers
     const out = await runtime.handle(target.service, meshReq, ctx)
     return req.respond(out, close || deps.draining())
   }
