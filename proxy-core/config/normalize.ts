@@ -371,10 +371,12 @@ export function normalizeMesh(raw: RawMesh, source: string, problems: Problem[])
         })
       }
       if (r.match?.grpc !== undefined) grpcRouteProblems(r, rPath, targets, problems)
-      const retries = mergeRetries(defaultRetries, r.retries)
+      let retries = mergeRetries(defaultRetries, r.retries)
       // gRPC calls are all POSTs: on a gRPC route the match names the calls, and its retry policy is
       // the statement that they may be retried (Envoy and App Mesh ask nothing about the method).
-      if (r.match?.grpc !== undefined && r.retries?.methods === undefined) retries.methods = ['POST']
+      // A copy: `retries` may be the shared defaults object.
+      if (r.match?.grpc !== undefined && r.retries?.methods === undefined)
+        retries = { ...retries, methods: ['POST'] }
       if (retries.backoff.max < retries.backoff.base) {
         problems.push({
           path: [...rPath, 'retries', 'backoff'],
