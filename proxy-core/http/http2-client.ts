@@ -5,16 +5,13 @@
 // with node's flow control (a slow reader on one side stops the window on the other), and trailers
 // pass through (gRPC's status lives there).
 
-import {
-  type ClientHttp2Session,
-  type ClientHttp2Stream,
-  connect,
-  constants,
-  type IncomingHttpHeaders,
-  type IncomingHttpStatusHeader,
+import type {
+  ClientHttp2Session,
+  ClientHttp2Stream,
+  IncomingHttpHeaders,
+  IncomingHttpStatusHeader,
 } from 'node:http2'
 import type { Socket } from 'node:net'
-import { Readable } from 'node:stream'
 import { isGrpcRequest } from '../engine/grpc.ts'
 import type {
   AttemptRequest,
@@ -29,6 +26,11 @@ import { readableOf } from './body-stream.ts'
 import { connectionTokens, dropHeader, keepTe } from './header-policy.ts'
 import type { PoolStats } from './http1-client.ts'
 import { upstreamFailure } from './upstream-failure.ts'
+
+// Built-ins fetched, not imported: the Lambda bundle reaches this file only through a dynamic import
+// (an HTTP/2 target's first call), and an import would be hoisted into its init (DESIGN: cold start).
+const { connect, constants } = process.getBuiltinModule('node:http2')
+const { Readable } = process.getBuiltinModule('node:stream')
 
 export interface Http2ClientOptions {
   /** TCP connect timeout, ms. 10 s, as the HTTP/1.1 client's. */
