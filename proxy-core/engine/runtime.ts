@@ -45,6 +45,7 @@ import {
   type MeshRuntimeOptions,
   type Random,
   type RequestContext,
+  type RequestEvent,
   systemClock,
   systemRandom,
   systemTimers,
@@ -229,26 +230,15 @@ const observe =
     } finally {
       env.load.inFlight--
     }
-    const report = (grpcStatus: number | undefined) =>
-      env.sink.request?.({
-        mesh: env.mesh,
-        service: call.svc.compiled.name,
-        route: call.route.name,
-        target: call.target?.config.name,
-        method: call.req.method,
-        path: call.req.path,
-        status: res.status,
-        start: call.start,
-        end: env.clock.now(),
-        retries: call.retries,
-        fault: call.fault,
-        errorCode,
-        ...(call.grpc ? { grpc: true, grpcStatus } : {}),
-        trace: call.trace,
-      })
-    if (!call.grpc) report(undefined)
+    if (!call.grpc) env.sink.request?.(requestEvent(env, call, res.status, errorCode))
     else {
       // A gRPC call's status is in its trailers: reported when they come, with the call's whole time.
+      const report = (grpcStatus: number | undefined) => {
+        const ev = requestEvent(env, call, res.status, errorCode)
+        ev.grpc = true
+        if (grpcStatus !== undefined) ev.grpcStatus = grpcStatus
+        env.sink.request?.(ev)
+      }
       const known = knownGrpcStatus(res)
       const trailers = res.trailers
       if (known === undefined && trailers instanceof Promise)
@@ -260,6 +250,24 @@ const observe =
     }
     return res
   }
+
+function requestEvent(env: Env, call: Call, status: number, errorCode: string | undefined): RequestEvent {
+  return {
+    mesh: env.mesh,
+    service: call.svc.compiled.name,
+    route: call.route.name,
+    target: call.target?.config.name,
+    method: call.req.method,
+    path: call.req.path,
+    status,
+    start: call.start,
+    end: env.clock.now(),
+    retries: call.retries,
+    fault: call.fault,
+    errorCode,
+    trace: call.trace,
+  }
+}
 
 /**
  * Fault injection (Istio): an optional delay, then an optional abort, before any upstream is touched.
@@ -724,7 +732,6 @@ export function createMeshRuntime(
         headers: ctx?.ownsHeaders === true ? req.headers : { ...req.headers },
         body: req.body,
         remoteAddress: req.remoteAddress,
-        ...(req.trailers === undefined ? {} : { trailers: req.trailers }),
       },
       trace: traceFor(req, ctx),
       signal: ctx?.signal,
@@ -736,6 +743,7 @@ export function createMeshRuntime(
       retries: 0,
       fault: undefined,
     }
+    if (req.trailers !== undefined) call.req.trailers = req.trailers
     return pipeline(call)
   }
 

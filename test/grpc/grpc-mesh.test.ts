@@ -2,6 +2,7 @@
 // routes by gRPC service and method to one of two inbound sidecars, each in front of a real grpc-js
 // server. Sidecars are child processes on loopback; the servers and gates live in this process.
 
+import { createServer as createH2Server, type Http2Server, type ServerHttp2Stream } from 'node:http2'
 import { createServer } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
@@ -25,6 +26,10 @@ let in2: SidecarProcess
 let out: SidecarProcess
 let echo: grpc.Client
 let deadPort: number
+/** An HTTP/2 server that takes every stream and never answers: only the mesh's timer can end a call. */
+let hang: Http2Server
+const hung: ServerHttp2Stream[] = []
+const hungTimeouts: string[] = []
 
 const SPLIT_CALLS = 1000
 const FLAKY_CALLS = 1000
@@ -36,6 +41,24 @@ async function closedPort(): Promise<number> {
   const port = (srv.address() as { port: number }).port
   await new Promise<void>((r) => srv.close(() => r()))
   return port
+}
+
+/** A client of one unary method at `path` with raw bytes in and out (no proto needed). */
+function rawClient(path: string) {
+  return grpc.makeGenericClientConstructor(
+    {
+      Call: {
+        path,
+        requestStream: false,
+        responseStream: false,
+        requestSerialize: (v: Buffer) => v,
+        requestDeserialize: (v: Buffer) => v,
+        responseSerialize: (v: Buffer) => v,
+        responseDeserialize: (v: Buffer) => v,
+      },
+    },
+    'Raw',
+  )
 }
 
 function hostPort(url: string): string {
@@ -61,6 +84,14 @@ beforeAll(async () => {
   v1 = await startEchoServer({ version: 'v1', flakyShare: 0.3, seed: 7 })
   v2 = await startEchoServer({ version: 'v2' })
   deadPort = await closedPort()
+  hang = createH2Server()
+  hang.on('stream', (stream, headers) => {
+    stream.on('error', () => {})
+    hung.push(stream)
+    hungTimeouts.push(String(headers['grpc-timeout']))
+  })
+  await new Promise<void>((r) => hang.listen(0, '127.0.0.1', () => r()))
+  const hangPort = (hang.address() as { port: number }).port
   // The inbound sidecars route nothing: any valid config naming their service will do.
   const inboundConfig = files.write('inbound.json', {
     version: 1,
@@ -80,6 +111,7 @@ beforeAll(async () => {
           v1: { http: in1.inbound!, protocol: 'grpc' },
           v2: { http: in2.inbound!, protocol: 'grpc' },
           dead: { http: `http://127.0.0.1:${deadPort}`, protocol: 'grpc' },
+          hang: { http: `http://127.0.0.1:${hangPort}`, protocol: 'grpc' },
         },
         // Generous on purpose: this test measures what retries can do, not the budget.
         retryBudget: { percent: 100, minPerSecond: 1000 },
@@ -114,6 +146,13 @@ beforeAll(async () => {
             to: 'dead',
             retries: { attempts: 0 },
           },
+          {
+            name: 'hang',
+            match: { grpc: { service: 'meshtest.Hang' } },
+            to: 'hang',
+            timeout: '300ms',
+            retries: { attempts: 0 },
+          },
           { name: 'echo', match: { grpc: { service: 'meshtest.Echo' } }, to: 'v1' },
         ],
       },
@@ -127,6 +166,8 @@ afterAll(async () => {
   echo?.close()
   await Promise.all([out?.stop(), in1?.stop(), in2?.stop()])
   await Promise.all([v1?.close(), v2?.close()])
+  for (const s of hung) s.destroy()
+  await new Promise<void>((r) => (hang ? hang.close(() => r()) : r()))
   files.remove()
 })
 
@@ -247,10 +288,27 @@ describe('gRPC through an outbound and an inbound sidecar', () => {
   })
 
   it("answers the route's own timeout as a trailers-only DEADLINE_EXCEEDED with x-meshgate-error", async () => {
-    const r = await unary(echo, 'Slow', { text: 's', n: 0 })
-    expect(r.err?.code).toBe(grpc.status.DEADLINE_EXCEEDED)
-    expect(r.err?.metadata.get('x-meshgate-error')).toEqual(['timeout'])
-    expect(v1.slowFinished).toBe(0)
+    const hungBefore = hung.length
+    const Hang = rawClient('/meshtest.Hang/Call')
+    const hangClient = new Hang(hostPort(out.outbound), grpc.credentials.createInsecure(), {
+      'grpc.default_authority': 'echo',
+    })
+    const err = await new Promise<grpc.ServiceError>((resolve) =>
+      (hangClient as unknown as Record<string, (...args: unknown[]) => unknown>).Call!(
+        Buffer.alloc(0),
+        (e: grpc.ServiceError) => resolve(e),
+      ),
+    )
+    expect(err.code).toBe(grpc.status.DEADLINE_EXCEEDED)
+    expect(err.metadata.get('x-meshgate-error')).toEqual(['timeout'])
+    // The upstream got the call, told of the route's deadline, and never answered.
+    expect(hung.length).toBe(hungBefore + 1)
+    const told = /^(\d+)([mu])$/.exec(hungTimeouts.at(-1)!)
+    expect(told).not.toBeNull()
+    const toldMs = Number(told![1]) / (told![2] === 'u' ? 1000 : 1)
+    expect(toldMs).toBeGreaterThan(0)
+    expect(toldMs).toBeLessThanOrEqual(300)
+    hangClient.close()
   })
 
   it('answers the standard health service through the mesh', async () => {
@@ -290,20 +348,7 @@ describe('gRPC through an outbound and an inbound sidecar', () => {
     other.close()
 
     // A client of a service routed to a port nothing listens on.
-    const Down = grpc.makeGenericClientConstructor(
-      {
-        Call: {
-          path: '/meshtest.Down/Call',
-          requestStream: false,
-          responseStream: false,
-          requestSerialize: (v: Buffer) => v,
-          requestDeserialize: (v: Buffer) => v,
-          responseSerialize: (v: Buffer) => v,
-          responseDeserialize: (v: Buffer) => v,
-        },
-      },
-      'Down',
-    )
+    const Down = rawClient('/meshtest.Down/Call')
     const down = new Down(hostPort(out.outbound), grpc.credentials.createInsecure(), {
       'grpc.default_authority': 'echo',
     })
