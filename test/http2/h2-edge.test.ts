@@ -3,6 +3,7 @@
 // HTTP/2 upstream (trailers carried through), and a 100 MB upload streamed in bounded memory.
 
 import { execFile } from 'node:child_process'
+import { createServer as createH1Server, type Server } from 'node:http'
 import { connect, createServer as createH2Server, type Http2Server } from 'node:http2'
 import type { AddressInfo } from 'node:net'
 import { Readable } from 'node:stream'
@@ -26,6 +27,9 @@ let json: Upstream
 let h2up: Http2Server
 let h2url: string
 let sidecar: SidecarProcess
+/** An HTTP/1.1 upstream that sends a 64 MB body as fast as its reader takes it, counting what it wrote. */
+let big: Server
+let bigWritten = 0
 
 function generated(total: number): Readable {
   const chunk = Buffer.alloc(64 * 1024, 0x62)
@@ -94,6 +98,25 @@ beforeAll(async () => {
   })
   await new Promise<void>((r) => h2up.listen(0, '127.0.0.1', () => r()))
   h2url = `http://127.0.0.1:${(h2up.address() as AddressInfo).port}`
+  big = createH1Server((_req, res) => {
+    const chunk = Buffer.alloc(64 * 1024, 0x63)
+    let left = 1024
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(64 * MB) })
+    const write = () => {
+      while (left > 0) {
+        left--
+        bigWritten += chunk.length
+        if (!res.write(chunk)) {
+          res.once('drain', write)
+          return
+        }
+      }
+      res.end()
+    }
+    write()
+  })
+  await new Promise<void>((r) => big.listen(0, '127.0.0.1', () => r()))
+  const bigUrl = `http://127.0.0.1:${(big.address() as AddressInfo).port}`
   const configPath = files.write('mesh.json', {
     version: 1,
     mesh: 'h2',
@@ -103,6 +126,7 @@ beforeAll(async () => {
         routes: [{ name: 'default', to: 'v1', timeout: '60s' }],
       },
       plain: { targets: { v1: { http: json.url } } },
+      download: { targets: { v1: { http: bigUrl } } },
       modern: { targets: { v1: { http: h2url, protocol: 'http2' } } },
     },
   })
@@ -120,6 +144,8 @@ afterAll(async () => {
   await removeSidecarBundle()
   await Promise.all([counter?.close(), json?.close()])
   await new Promise<void>((r) => (h2up ? h2up.close(() => r()) : r()))
+  big?.closeAllConnections()
+  await new Promise<void>((r) => (big ? big.close(() => r()) : r()))
   files.remove()
 })
 
@@ -182,4 +208,32 @@ describe('HTTP/2 on the outbound listener', () => {
     expect(JSON.parse(r.body).bodyBytes).toBe(size)
     expect(sidecar.peakRss()).toBeLessThan(150 * MB)
   }, 120_000)
+
+  it('holds the upstream back while an HTTP/2 client does not read (flow control end to end)', async () => {
+    const session = connect(sidecar.outbound)
+    const stream = session.request({ ':path': '/big', ':authority': 'download' })
+    // Read the first bytes, then stop reading.
+    await new Promise<void>((resolve) => stream.once('data', () => resolve()))
+    stream.pause()
+    // Wait until the upstream can write no more: its count holds still over several checks.
+    let last = -1
+    let still = 0
+    while (still < 5) {
+      await new Promise((r) => setTimeout(r, 100))
+      still = bigWritten === last ? still + 1 : 0
+      last = bigWritten
+    }
+    // The windows and socket buffers on the way hold some megabytes; the 64 MB body is not in the sidecar.
+    expect(bigWritten).toBeLessThan(24 * MB)
+    // Reading again lets the rest through.
+    let received = 0
+    stream.on('data', (c: Buffer) => {
+      received += c.length
+    })
+    stream.resume()
+    await new Promise<void>((resolve) => stream.once('end', () => resolve()))
+    session.close()
+    expect(bigWritten).toBe(64 * MB)
+    expect(received).toBeGreaterThan(60 * MB)
+  }, 60_000)
 })
