@@ -205,8 +205,17 @@ class ResponseBody extends Readable {
   }
 }
 
-/** One attempt on one stream. */
-function exchange(pool: Pool, req: AttemptRequest, signal: CancelSignal): Promise<MeshResponse> {
+/**
+ * One attempt on one stream. A stream the server refuses unprocessed (REFUSED_STREAM: a new session
+ * whose limit was not known yet, a server shedding load) goes once more, on whichever session has
+ * room then, when its body can be sent again.
+ */
+function exchange(
+  pool: Pool,
+  req: AttemptRequest,
+  signal: CancelSignal,
+  again = true,
+): Promise<MeshResponse> {
   return new Promise<MeshResponse>((resolve, reject) => {
     const session = pool.acquire()
     const body = req.body
@@ -233,7 +242,10 @@ function exchange(pool: Pool, req: AttemptRequest, signal: CancelSignal): Promis
     const held = req.awaitGrpcStatus === true
     let heldRes: { status: number; headers: HeaderMap } | undefined
     let lastError: unknown
-    stream.once('error', (err) => {
+    /** The upstream's message is complete (END_STREAM seen). */
+    let ended = false
+    // `on`, not `once`: a stream may emit more than one error, and an unheard one would be thrown.
+    stream.on('error', (err) => {
       lastError = err
     })
 
@@ -301,16 +313,24 @@ function exchange(pool: Pool, req: AttemptRequest, signal: CancelSignal): Promis
         settle({ status: h.status, headers: h.headers, body: null, trailers: trailers ?? {} })
         return
       }
+      ended = true
       out?.push(null)
       resolveTrailers?.(trailers)
     })
     stream.on('close', () => {
       session.active--
       resolveTrailers?.(trailers)
-      if (settled && (out === undefined || out.readableEnded)) return
+      // A response that ended cleanly is whole, read or not yet.
+      if (settled && (out === undefined || ended)) return
       const code = stream.rstCode
       if (!gotResponse && code === NGHTTP2_REFUSED_STREAM) {
         // Refused before any processing (RFC 9113 §8.7): safe to try elsewhere.
+        if (again && !settled && !signal.aborted && replayable(req.body)) {
+          settled = true
+          signal.removeEventListener('abort', onAbort)
+          exchange(pool, req, signal, false).then(resolve, reject)
+          return
+        }
         fail(new UpstreamFailure(FailureKinds.connectFailure, `${pool.origin}: stream refused`))
         return
       }
@@ -337,6 +357,10 @@ function exchange(pool: Pool, req: AttemptRequest, signal: CancelSignal): Promis
         )
       })
   })
+}
+
+function replayable(body: AttemptRequest['body']): boolean {
+  return body === null || typeof body === 'string' || body instanceof Uint8Array
 }
 
 /** The request body, with backpressure, then its trailers (if any). */
