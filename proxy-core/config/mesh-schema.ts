@@ -46,7 +46,23 @@ const valueMatch = either(
   'a string (exact match) or one of exact, prefix, regex, present',
 )
 
+/** A protobuf full name (`helloworld.Greeter`) or a method name (`SayHello`). */
+const GRPC_NAME = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/
+const grpcName = (hint: string) => string({ pattern: GRPC_NAME, hint })
+
 export const matchSchema = object({
+  grpc: optional(
+    object(
+      {
+        service: optional(grpcName('a gRPC service like helloworld.Greeter')),
+        method: optional(grpcName('a gRPC method name like SayHello')),
+      },
+      {
+        description:
+          'gRPC calls only (Gateway API GRPCRoute method match); either may be left out. Not with path',
+      },
+    ),
+  ),
   path: optional(
     object(
       {
@@ -63,8 +79,9 @@ export const matchSchema = object({
 })
 
 const retryOn = string({
-  pattern: /^(5xx|gateway-error|reset|connect-failure|retriable-4xx|throttled|[1-5]\d\d)$/,
-  hint: 'one of 5xx, gateway-error, reset, connect-failure, retriable-4xx, throttled, or a status code like 503',
+  pattern:
+    /^(5xx|gateway-error|reset|connect-failure|retriable-4xx|throttled|[1-5]\d\d|unavailable|resource-exhausted|cancelled|deadline-exceeded|internal)$/,
+  hint: 'one of 5xx, gateway-error, reset, connect-failure, retriable-4xx, throttled, a status code like 503, or a gRPC status: unavailable, resource-exhausted, cancelled, deadline-exceeded, internal',
 })
 const statusCode = number({ min: 100, max: 599, integer: true, hint: 'a status code like 503' })
 export const retriesSchema = object({
@@ -174,6 +191,12 @@ const target = object(
         list(tcpAddress, { minItems: 1 }),
         'host:port, dns://host:port, or a list of host:port (targets of a tcp service)',
       ),
+    ),
+    protocol: optional(
+      string({
+        enum: ['http1', 'http2', 'grpc'],
+        description: 'how the sidecar speaks to the endpoints: http1 (default), http2 or grpc (HTTP/2)',
+      }),
     ),
     loadBalancer: optional(string({ enum: ['round-robin', 'least-request'] })),
     dnsRefresh: optional(duration('how often dns:// targets are re-resolved (default 5s)')),

@@ -16,6 +16,7 @@ import type {
   StringMatch,
   TargetConfig,
   TargetTlsConfig,
+  UpstreamProtocol,
 } from '../engine/types.ts'
 import { checkRollout } from '../rollout/rollout-schema.ts'
 import {
@@ -47,6 +48,21 @@ function normalizeValueMatch(v: string | StringMatch): StringMatch {
   return typeof v === 'string' ? { exact: v } : v
 }
 
+/**
+ * A gRPC method match as the route table reads it: the path `/SERVICE/METHOD` (exact for both, a
+ * segment prefix for the service alone, a regex for the method alone) and content-type
+ * application/grpc (with or without a suffix), so no plain HTTP request takes a gRPC route.
+ */
+function grpcConditions(g: { service?: string; method?: string }, out: RouteMatchConfig): void {
+  out.grpc = { ...g }
+  const dots = (name: string) => name.replaceAll('.', '\\.')
+  if (g.service !== undefined && g.method !== undefined) out.path = { exact: `/${g.service}/${g.method}` }
+  else if (g.service !== undefined) out.path = { prefix: `/${g.service}` }
+  else if (g.method !== undefined) out.path = { regex: `/[^/]+/${dots(g.method)}` }
+  out.headers ??= {}
+  out.headers['content-type'] = { regex: 'application/grpc([+;].*)?' }
+}
+
 function normalizeMatch(m: RawMatch | undefined): RouteMatchConfig {
   if (!m) return {}
   const out: RouteMatchConfig = {}
@@ -60,6 +76,7 @@ function normalizeMatch(m: RawMatch | undefined): RouteMatchConfig {
     out.query = {}
     for (const [k, v] of Object.entries(m.query)) out.query[k] = normalizeValueMatch(v)
   }
+  if (m.grpc) grpcConditions(m.grpc, out)
   return out
 }
 
@@ -208,6 +225,7 @@ function httpTarget(name: string, raw: RawTarget, path: ConfigPath, problems: Pr
   const base = {
     kind: 'http' as const,
     name,
+    ...(raw.protocol === undefined ? {} : { protocol: raw.protocol as UpstreamProtocol }),
     loadBalancer: (raw.loadBalancer ?? 'round-robin') as LoadBalancer,
     dnsRefresh: raw.dnsRefresh ?? DEFAULT_DNS_REFRESH_MS,
     ...(raw.healthCheck === undefined
@@ -381,6 +399,40 @@ function checkTcpService(
   })
 }
 
+/**
+ * What a gRPC route cannot be: matched on a path as well, sent to a Lambda function (Invoke carries no
+ * HTTP/2 stream and no trailers), or sent to a target that speaks HTTP/1.1 only.
+ */
+function grpcRouteProblems(
+  r: NonNullable<RawService['routes']>[number],
+  rPath: ConfigPath,
+  targets: Record<string, TargetConfig>,
+  problems: Problem[],
+): void {
+  if (r.match?.path !== undefined)
+    problems.push({
+      path: [...rPath, 'match', 'path'],
+      message: 'a gRPC match names the path itself (/SERVICE/METHOD): use grpc or path, not both',
+      atKey: true,
+    })
+  const to = typeof r.to === 'string' ? { [r.to]: 1 } : (r.to ?? {})
+  for (const name of Object.keys(to)) {
+    const t = targets[name]
+    if (t === undefined) continue
+    const at = typeof r.to === 'string' ? [...rPath, 'to'] : [...rPath, 'to', name]
+    if (t.kind === 'lambda')
+      problems.push({
+        path: at,
+        message: `target "${name}" is a Lambda function, which cannot serve gRPC (Invoke has no HTTP/2 streams or trailers): send gRPC routes to an http target with protocol: grpc`,
+      })
+    else if (t.protocol !== 'grpc' && t.protocol !== 'http2')
+      problems.push({
+        path: at,
+        message: `target "${name}" speaks HTTP/1.1, which cannot carry gRPC: set protocol: grpc on it`,
+      })
+  }
+}
+
 export function normalizeMesh(raw: RawMesh, source: string, problems: Problem[]): MeshConfig {
   const d: NonNullable<RawMesh['defaults']> = raw.defaults ?? {}
   const defaultRetries = mergeRetries(DEFAULT_RETRIES, d.retries)
@@ -415,14 +467,16 @@ export function normalizeMesh(raw: RawMesh, source: string, problems: Problem[])
         continue
       }
       if (t.lambda) {
-        for (const key of ['healthCheck', 'cloudMapRefresh', 'tls'] as const) {
+        for (const key of ['healthCheck', 'cloudMapRefresh', 'tls', 'protocol'] as const) {
           if (t[key] === undefined) continue
           problems.push({
             path: [...tPath, key],
             message:
               key === 'healthCheck'
                 ? 'a Lambda target has no endpoints to probe: health checks apply to http targets (outlier detection still covers Lambda targets)'
-                : `${key} applies only to http targets`,
+                : key === 'protocol'
+                  ? 'a Lambda target is invoked through the Lambda API: protocol applies to http targets'
+                  : `${key} applies only to http targets`,
             atKey: true,
           })
         }
@@ -463,7 +517,13 @@ export function normalizeMesh(raw: RawMesh, source: string, problems: Problem[])
           message: 'a prefix rewrite needs a path prefix match',
         })
       }
-      const retries = mergeRetries(defaultRetries, r.retries)
+      if (r.match?.grpc !== undefined) grpcRouteProblems(r, rPath, targets, problems)
+      let retries = mergeRetries(defaultRetries, r.retries)
+      // gRPC calls are all POSTs: on a gRPC route the match names the calls, and its retry policy is
+      // the statement that they may be retried (Envoy and App Mesh ask nothing about the method).
+      // A copy: `retries` may be the shared defaults object.
+      if (r.match?.grpc !== undefined && r.retries?.methods === undefined)
+        retries = { ...retries, methods: ['POST'] }
       if (retries.backoff.max < retries.backoff.base) {
         problems.push({
           path: [...rPath, 'retries', 'backoff'],

@@ -1,5 +1,6 @@
 // The one error table (linkerd's ServerRescue): every response the mesh makes itself has a stable
 // code, and this file alone maps codes to statuses and the `x-meshgate-error` header.
+import { encodeGrpcMessage, GrpcStatus, grpcStatusForHttp } from './grpc.ts'
 import type { MeshResponse } from './types.ts'
 
 export const ErrorCodes = {
@@ -54,6 +55,29 @@ const STATUS: Readonly<Record<ErrorCode, number>> = {
   version_not_supported: 505,
 }
 
+/**
+ * The gRPC column of the table (DESIGN "Protocols"): the status a gRPC caller gets for each code, in
+ * a trailers-only response. Keyed by code name, so codes other tables add (identity's
+ * unauthenticated, forbidden, rate_limited) have theirs here already; a code not listed takes the
+ * gRPC spec's mapping of its HTTP status (grpcStatusForHttp).
+ */
+const GRPC_STATUS: Readonly<Record<string, number>> = {
+  timeout: GrpcStatus.deadlineExceeded,
+  upstream_unavailable: GrpcStatus.unavailable,
+  circuit_open: GrpcStatus.unavailable,
+  no_route: GrpcStatus.unimplemented,
+  unknown_service: GrpcStatus.unimplemented,
+  unauthenticated: GrpcStatus.unauthenticated,
+  forbidden: GrpcStatus.permissionDenied,
+  rate_limited: GrpcStatus.resourceExhausted,
+  function_error: GrpcStatus.internal,
+  bad_request: GrpcStatus.internal,
+  invalid_path: GrpcStatus.unimplemented,
+  request_timeout: GrpcStatus.deadlineExceeded,
+  request_too_large: GrpcStatus.resourceExhausted,
+  headers_too_large: GrpcStatus.resourceExhausted,
+}
+
 export class MeshError extends Error {
   readonly code: ErrorCode
   readonly status: number
@@ -76,8 +100,31 @@ export function statusFor(code: ErrorCode): number {
   return STATUS[code]
 }
 
-/** The response for an error the mesh made: `{"error": code, ...details}` with `x-meshgate-error`. */
-export function errorResponse(err: MeshError): MeshResponse {
+/** The gRPC status a caller gets for `err` (fault aborts: their configured HTTP status, mapped). */
+export function grpcStatusFor(err: MeshError): number {
+  if (err.code === ErrorCodes.faultAbort) return grpcStatusForHttp(err.status)
+  return GRPC_STATUS[err.code] ?? grpcStatusForHttp(err.status)
+}
+
+/**
+ * The response for an error the mesh made: `{"error": code, ...details}` with `x-meshgate-error`; to a
+ * gRPC call (`grpc` true), a trailers-only response: HTTP 200 with `grpc-status` and `grpc-message`
+ * in its only header block, `x-meshgate-error` alongside.
+ */
+export function errorResponse(err: MeshError, grpc = false): MeshResponse {
+  if (grpc) {
+    const details = err.details === undefined ? '' : ` ${JSON.stringify(err.details)}`
+    return {
+      status: 200,
+      headers: {
+        'content-type': 'application/grpc',
+        'grpc-status': String(grpcStatusFor(err)),
+        'grpc-message': encodeGrpcMessage(`meshgate: ${err.code}: ${err.message}${details}`),
+        'x-meshgate-error': err.code,
+      },
+      body: null,
+    }
+  }
   const body = JSON.stringify({ error: err.code, ...err.details })
   return {
     status: err.status,

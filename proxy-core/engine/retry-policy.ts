@@ -2,10 +2,20 @@
 // outcome retriable?", "may this method be retried?"); whether a retry actually happens also depends on
 // the attempts left, the route timeout and the retry budget, which the pipeline asks separately.
 
-import { type FailureKind, FailureKinds, type MeshBody, type RetryConfig } from './types.ts'
+import { GRPC_RETRY_CONDITIONS } from './grpc.ts'
+import {
+  type FailureKind,
+  FailureKinds,
+  type MeshBody,
+  type RecordedBody,
+  type RetryConfig,
+} from './types.ts'
 
-/** What one attempt ended with: a response from upstream (any status), or a failure with no response. */
-export type AttemptOutcome = { status: number } | { failure: FailureKind }
+/**
+ * What one attempt ended with: a response from upstream (any status, and a gRPC call's status when
+ * it is known by then), or a failure with no response.
+ */
+export type AttemptOutcome = { status: number; grpcStatus?: number } | { failure: FailureKind }
 
 /** The named conditions accepted in `retries.on`, besides explicit status codes such as '503'. */
 export const RetryConditions = {
@@ -28,7 +38,7 @@ const NAMED_CONDITIONS: ReadonlySet<string> = new Set(Object.values(RetryConditi
 
 /** True for the strings `retries.on` accepts, so the config loader can point at a bad entry. */
 export function isRetryCondition(value: string): boolean {
-  return NAMED_CONDITIONS.has(value) || /^[1-5]\d\d$/.test(value)
+  return NAMED_CONDITIONS.has(value) || value in GRPC_RETRY_CONDITIONS || /^[1-5]\d\d$/.test(value)
 }
 
 export interface RetryPolicy {
@@ -42,6 +52,8 @@ export interface RetryPolicy {
   allowsMethod(method: string): boolean
   /** True when `outcome` matches one of the route's `on` conditions. */
   retriableOutcome(outcome: AttemptOutcome): boolean
+  /** True when some condition is a gRPC status (`unavailable`...): the attempt must learn the status. */
+  readonly onGrpcStatus: boolean
 }
 
 /**
@@ -63,10 +75,16 @@ export interface RetryPolicy {
 export function createRetryPolicy(cfg: RetryConfig): RetryPolicy {
   const statuses = new Set<number>()
   const failures = new Set<FailureKind>()
+  const grpcStatuses = new Set<number>()
   let any5xx = false
 
   for (const raw of cfg.on) {
     const condition = raw.trim().toLowerCase()
+    const grpc = GRPC_RETRY_CONDITIONS[condition]
+    if (grpc !== undefined && Object.hasOwn(GRPC_RETRY_CONDITIONS, condition)) {
+      grpcStatuses.add(grpc)
+      continue
+    }
     switch (condition) {
       case RetryConditions.fiveXx:
         any5xx = true
@@ -109,11 +127,13 @@ export function createRetryPolicy(cfg: RetryConfig): RetryPolicy {
     },
     retriableOutcome(outcome: AttemptOutcome) {
       if ('status' in outcome) {
-        const { status } = outcome
+        const { status, grpcStatus } = outcome
+        if (grpcStatus !== undefined && grpcStatuses.has(grpcStatus)) return true
         return statuses.has(status) || (any5xx && status >= 500 && status <= 599)
       }
       return failures.has(outcome.failure)
     },
+    onGrpcStatus: grpcStatuses.size > 0,
   })
 }
 
@@ -141,4 +161,14 @@ export function mayRetryRequest(policy: RetryPolicy, method: string, bodyReplaya
 /** A body already in memory (or none) can be sent again; an async stream cannot. */
 export function isReplayableBody(body: MeshBody): boolean {
   return body === null || typeof body === 'string' || body instanceof Uint8Array
+}
+
+/** A streamed body that records itself (RecordedBody): replayable once it has ended within its bound. */
+export function isRecordedBody(body: MeshBody): body is RecordedBody {
+  return (
+    body !== null &&
+    typeof body === 'object' &&
+    !(body instanceof Uint8Array) &&
+    typeof (body as Partial<RecordedBody>).recorded === 'function'
+  )
 }

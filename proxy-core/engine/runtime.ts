@@ -16,11 +16,18 @@ import { type CircuitBreaker, createCircuitBreaker } from './circuit-breaker.ts'
 import type { CompiledMesh, CompiledRoute, CompiledService } from './compile.ts'
 import { ErrorCodes, errorResponse, MeshError } from './errors.ts'
 import { decideFault } from './fault.ts'
+import {
+  formatGrpcTimeout,
+  grpcStatusValue,
+  isGrpcRequest,
+  knownGrpcStatus,
+  parseGrpcTimeout,
+} from './grpc.ts'
 import { createLoadBalancer, type LoadBalancerState } from './load-balancer.ts'
 import { shouldMirror } from './mirror.ts'
 import { createOutlierDetector, type OutlierDetector } from './outlier-detection.ts'
 import { createRetryBudget, type RetryBudget } from './retry-budget.ts'
-import { type AttemptOutcome, isReplayableBody, mayRetryRequest } from './retry-policy.ts'
+import { type AttemptOutcome, isRecordedBody, isReplayableBody, mayRetryRequest } from './retry-policy.ts'
 import {
   type AttemptRequest,
   type CancelSignal,
@@ -38,6 +45,7 @@ import {
   type MeshRuntimeOptions,
   type Random,
   type RequestContext,
+  type RequestEvent,
   type StreamPick,
   systemClock,
   systemRandom,
@@ -78,6 +86,8 @@ interface Call {
   readonly trace: TraceContext
   readonly signal: CancelSignal | undefined
   readonly start: number
+  /** A gRPC call: mesh errors are trailers-only gRPC responses, `grpc-timeout` is its deadline. */
+  readonly grpc: boolean
   /** Clock time after which no attempt may start or continue (route timeout); Infinity for none. */
   readonly deadline: number
   /**
@@ -224,28 +234,49 @@ const observe =
     } catch (err) {
       const meshErr =
         err instanceof MeshError ? err : failureToError(failureOf(err).kind, pastDeadline(env, call))
-      res = errorResponse(meshErr)
+      res = errorResponse(meshErr, call.grpc)
       errorCode = meshErr.code
     } finally {
       env.load.inFlight--
     }
-    env.sink.request?.({
-      mesh: env.mesh,
-      service: call.svc.compiled.name,
-      route: call.route.name,
-      target: call.target?.config.name,
-      method: call.req.method,
-      path: call.req.path,
-      status: res.status,
-      start: call.start,
-      end: env.clock.now(),
-      retries: call.retries,
-      fault: call.fault,
-      errorCode,
-      trace: call.trace,
-    })
+    if (!call.grpc) env.sink.request?.(requestEvent(env, call, res.status, errorCode))
+    else {
+      // A gRPC call's status is in its trailers: reported when they come, with the call's whole time.
+      const report = (grpcStatus: number | undefined) => {
+        const ev = requestEvent(env, call, res.status, errorCode)
+        ev.grpc = true
+        if (grpcStatus !== undefined) ev.grpcStatus = grpcStatus
+        env.sink.request?.(ev)
+      }
+      const known = knownGrpcStatus(res)
+      const trailers = res.trailers
+      if (known === undefined && trailers instanceof Promise)
+        trailers.then(
+          (t) => report(grpcStatusValue(t?.['grpc-status'])),
+          () => report(undefined),
+        )
+      else report(known)
+    }
     return res
   }
+
+function requestEvent(env: Env, call: Call, status: number, errorCode: string | undefined): RequestEvent {
+  return {
+    mesh: env.mesh,
+    service: call.svc.compiled.name,
+    route: call.route.name,
+    target: call.target?.config.name,
+    method: call.req.method,
+    path: call.req.path,
+    status,
+    start: call.start,
+    end: env.clock.now(),
+    retries: call.retries,
+    fault: call.fault,
+    errorCode,
+    trace: call.trace,
+  }
+}
 
 /**
  * Fault injection (Istio): an optional delay, then an optional abort, before any upstream is touched.
@@ -313,7 +344,10 @@ const retry =
   async (call) => {
     const policy = call.route.retry
     const budget = call.svc.budget
-    const retriable = mayRetryRequest(policy, call.req.method, isReplayableBody(call.req.body))
+    const body = call.req.body
+    // A recorded stream (the HTTP/2 edge's) is replayable if it has ended within its bound by the time
+    // a retry is wanted; that is asked then.
+    const retriable = mayRetryRequest(policy, call.req.method, isReplayableBody(body) || isRecordedBody(body))
     budget.requestStarted()
     let holdingRetry = false
     try {
@@ -323,7 +357,9 @@ const retry =
         let outcome: AttemptOutcome
         try {
           res = await next(call)
-          outcome = { status: res.status }
+          outcome = call.grpc
+            ? { status: res.status, grpcStatus: knownGrpcStatus(res) }
+            : { status: res.status }
         } catch (err) {
           if (err instanceof MeshError) throw err
           failure = failureOf(err)
@@ -340,7 +376,8 @@ const retry =
           attempt <= policy.maxRetries &&
           !deadlineHit &&
           !call.signal?.aborted &&
-          policy.retriableOutcome(outcome)
+          policy.retriableOutcome(outcome) &&
+          replayable(call)
         if (again) {
           const delay = backoffDelay(attempt, policy.backoff.base, policy.backoff.max, env.random)
           if (env.clock.now() + delay < call.deadline) {
@@ -365,6 +402,19 @@ const retry =
       budget.requestFinished()
     }
   }
+
+/**
+ * Whether the request body can go out again; a recorded stream becomes its recording here (a body
+ * that is still arriving, or was larger than the bound, cannot).
+ */
+function replayable(call: Call): boolean {
+  const body = call.req.body
+  if (!isRecordedBody(body)) return true
+  const whole = body.recorded()
+  if (whole === undefined) return false
+  call.req.body = whole
+  return true
+}
 
 function pastDeadline(env: Env, call: Call): boolean {
   return call.expired || env.clock.now() >= call.deadline
@@ -417,6 +467,9 @@ function attempt(env: Env): Invoke {
     const tryTimeout = byRoute ? remaining : policy.perTryTimeout
     const spanId = newSpanId(env.random)
     writeTraceHeaders(call.req.headers, call.trace, spanId)
+    // The upstream learns how long it has: this try's time, never more than the caller gave.
+    if (call.grpc && Number.isFinite(tryTimeout))
+      call.req.headers['grpc-timeout'] = formatGrpcTimeout(tryTimeout)
 
     const controller = new Cancellation()
     const timer = Number.isFinite(tryTimeout)
@@ -437,13 +490,15 @@ function attempt(env: Env): Invoke {
       service: call.svc.compiled.name,
       attempt: call.retries + 1,
     }
+    if (call.grpc && policy.onGrpcStatus && call.retries < policy.maxRetries) req.awaitGrpcStatus = true
+    if (call.req.trailers !== undefined) req.trailers = call.req.trailers
     let outcome: AttemptOutcome = { failure: FailureKinds.reset }
     target.balancer.started(endpoint.id)
     try {
       // Invokers reject promptly when the signal aborts (the Invoker contract): no race is wrapped
       // around them here, which would cost a promise and two listeners per attempt.
       const res = await target.invoker.invoke(req, endpoint, controller)
-      outcome = { status: res.status }
+      outcome = call.grpc ? { status: res.status, grpcStatus: knownGrpcStatus(res) } : { status: res.status }
       return res
     } catch (err) {
       outcome = { failure: failureOf(err).kind }
@@ -646,7 +701,8 @@ export function createMeshRuntime(
     start: number,
     trace?: TraceContext,
   ): MeshResponse {
-    const res = errorResponse(err)
+    const grpc = isGrpcRequest(req.headers)
+    const res = errorResponse(err, grpc)
     env.sink.request?.({
       mesh: env.mesh,
       service,
@@ -657,6 +713,7 @@ export function createMeshRuntime(
       end: clock.now(),
       retries: 0,
       errorCode: err.code,
+      ...(grpc ? { grpc: true, grpcStatus: Number(res.headers['grpc-status']) } : {}),
       trace,
     })
     return res
@@ -695,6 +752,13 @@ export function createMeshRuntime(
           ctx?.trace,
         ),
       )
+    const grpc = isGrpcRequest(req.headers)
+    let deadline = route.timeout > 0 ? start + route.timeout : Number.POSITIVE_INFINITY
+    if (grpc) {
+      // The caller's deadline, bounded by the route's (Envoy's max_grpc_timeout).
+      const callerMs = parseGrpcTimeout(req.headers['grpc-timeout'])
+      if (callerMs !== undefined) deadline = Math.min(deadline, start + callerMs)
+    }
     const call: Call = {
       svc,
       route,
@@ -711,12 +775,14 @@ export function createMeshRuntime(
       trace: traceFor(req, ctx),
       signal: ctx?.signal,
       start,
-      deadline: route.timeout > 0 ? start + route.timeout : Number.POSITIVE_INFINITY,
+      grpc,
+      deadline,
       expired: false,
       target: undefined,
       retries: 0,
       fault: undefined,
     }
+    if (req.trailers !== undefined) call.req.trailers = req.trailers
     return pipeline(call)
   }
 

@@ -45,7 +45,18 @@ export interface PathMatch {
   prefix?: string
   regex?: string
 }
+/** Gateway API GRPCRoute's method match: exact names; either may be left out (any). */
+export interface GrpcMethodMatch {
+  /** Fully qualified service, e.g. `helloworld.Greeter`. */
+  service?: string
+  method?: string
+}
 export interface RouteMatchConfig {
+  /**
+   * gRPC calls only (content-type application/grpc); the loader also writes the equivalent `path`
+   * condition (`/SERVICE/METHOD`) and the content-type header condition, which the route table reads.
+   */
+  grpc?: GrpcMethodMatch
   path?: PathMatch
   /** Upper-case method names; any of them matches. */
   methods?: string[]
@@ -56,7 +67,10 @@ export interface RetryConfig {
   /** Retries after the first try (Istio's `attempts`): 2 means up to 3 tries in all. */
   attempts: number
   perTryTimeout: number
-  /** Conditions: 5xx, gateway-error, reset, connect-failure, retriable-4xx, or status codes as strings. */
+  /**
+   * Conditions: 5xx, gateway-error, reset, connect-failure, retriable-4xx, status codes as strings, or
+   * gRPC status names (unavailable, resource-exhausted, cancelled, deadline-exceeded, internal).
+   */
   on: string[]
   backoff: { base: number; max: number }
   /** Methods that may be retried: idempotent ones unless the route lists others (e.g. POST). */
@@ -106,11 +120,20 @@ export interface RouteConfig {
 export const LoadBalancers = { roundRobin: 'round-robin', leastRequest: 'least-request' } as const
 export type LoadBalancer = (typeof LoadBalancers)[keyof typeof LoadBalancers]
 
+/** How the sidecar speaks to an HTTP target's endpoints (DESIGN "Protocols"). */
+export const UpstreamProtocols = { http1: 'http1', http2: 'http2', grpc: 'grpc' } as const
+export type UpstreamProtocol = (typeof UpstreamProtocols)[keyof typeof UpstreamProtocols]
+
 export type TargetConfig =
   | { kind: 'lambda'; name: string; functionName: string; qualifier?: string }
   | {
       kind: 'http'
       name: string
+      /**
+       * `http1` (the default), or HTTP/2 (`http2`, `grpc`: HTTP/2 with prior knowledge on cleartext
+       * origins). Undefined is http1.
+       */
+      protocol?: UpstreamProtocol
       /** Static endpoints as `http(s)://host:port`; or DNS names re-resolved every `dnsRefresh` ms. */
       endpoints: string[]
       dns?: { host: string; port: number; protocol: 'http' | 'https' | 'tcp' }
@@ -222,6 +245,21 @@ export type HeaderMap = Record<string, string | string[] | undefined>
 /** A body already in memory can be replayed for a retry or a mirror; a stream cannot. */
 export type MeshBody = Uint8Array | string | AsyncIterable<Uint8Array> | null
 
+/**
+ * Trailer fields (HTTP/2; gRPC carries its status there). Known at once (a plain map), or only when
+ * the body has ended (a promise, settled with undefined when the message had none or broke off).
+ */
+export type Trailers = HeaderMap | Promise<HeaderMap | undefined>
+
+/**
+ * A streamed request body that keeps what has passed through it, up to a bound (the HTTP/2 edge's
+ * bodies of unknown length, gRPC's among them), so a retry can send it again once it has ended.
+ */
+export interface RecordedBody extends AsyncIterable<Uint8Array> {
+  /** The whole body, if it has ended within the bound; undefined otherwise. */
+  recorded(): Uint8Array | undefined
+}
+
 export interface MeshRequest {
   method: string
   /** Path with query string, e.g. `/reviews/0?x=1`. */
@@ -230,6 +268,8 @@ export interface MeshRequest {
   body: MeshBody
   /** The peer's address, for x-forwarded-for. */
   remoteAddress?: string
+  /** Request trailers (HTTP/2 only). */
+  trailers?: Trailers
   /**
    * An HTTP/1.1 upgrade the client asked for (`Upgrade` with `Connection: upgrade`): the protocols as
    * it listed them, e.g. `websocket`. Routed like any request; the upstream's 101 comes back with
@@ -260,6 +300,7 @@ export interface MeshResponse {
   body: MeshBody
   /** Set only with status 101: the switched connection. */
   upgrade?: Upgraded
+  trailers?: Trailers
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -278,6 +319,12 @@ export interface AttemptRequest extends MeshRequest {
   service: string
   /** 1 for the first try. */
   attempt: number
+  /**
+   * The pipeline may retry this gRPC call on its status: an invoker that can should resolve only once
+   * the status is known (trailers-only, or trailers before any message) or a message has begun, and
+   * then give the trailers as a plain map.
+   */
+  awaitGrpcStatus?: boolean
 }
 
 /** Failures an invoker reports by throwing an `UpstreamFailure` with one of these kinds. */
@@ -370,6 +417,10 @@ export interface RequestEvent {
   fault?: 'delay' | 'abort'
   /** Set when the mesh made the response itself (x-meshgate-error). */
   errorCode?: string
+  /** A gRPC call (set even when it ended without a status). */
+  grpc?: boolean
+  /** gRPC calls: the status code from the headers (trailers-only) or the trailers. */
+  grpcStatus?: number
   trace?: TraceContext
 }
 

@@ -17,7 +17,7 @@ import type { PeerCertificate, TLSSocket } from 'node:tls'
 import { Server as TlsServer } from 'node:tls'
 import { Cancellation } from '../engine/cancel.ts'
 import { type ErrorCode, ErrorCodes } from '../engine/errors.ts'
-import type { CancelSignal, Clock, HeaderMap, MeshResponse, Timers } from '../engine/types.ts'
+import type { CancelSignal, Clock, HeaderMap, MeshResponse, Timers, Trailers } from '../engine/types.ts'
 import { systemClock, systemTimers } from '../engine/types.ts'
 import type { ListenAddress } from '../sidecar/listen-address.ts'
 import { boundAddress, listen as listenOn } from '../sidecar/listen-address.ts'
@@ -33,6 +33,7 @@ import {
   type PieceSink,
 } from './http1-codec.ts'
 import { HeadRefusal, parseRequestHead } from './http1-request.ts'
+import { createHttp2Edge, type Http2Edge, type Http2Limits, sniffPreface } from './http2-server.ts'
 import { DEFAULT_EDGE_TIMEOUTS, type EdgeTimeouts, MAX_BUFFERED_BODY, MAX_HEADER_BYTES } from './limits.ts'
 import { httpDate, refusalText, statusLine } from './refusal.ts'
 import {
@@ -57,8 +58,10 @@ export interface DownstreamRequest {
   peerCertificate(): PeerCertificate | null
   /** None; the whole body, when it came with the head and is small; or the body as it arrives. */
   readonly body: Buffer | Readable | null
-  /** Declared length; -1 for a chunked body. */
+  /** Declared length; -1 for a chunked body (or, in HTTP/2, none declared). */
   readonly contentLength: number
+  /** Request trailers: HTTP/2 only. */
+  readonly trailers?: Trailers
   /** Aborts when the client goes away before its response is complete. */
   readonly signal: CancelSignal
   /** Sends the response. Resolves once it is written or the client is gone; never rejects. */
@@ -122,6 +125,11 @@ export interface Http1ServerOptions {
   clock?: Clock & Timers
   /** TLS on this listener (the HTTP/1.1 server runs inside it unchanged). */
   tls?: TlsListenerOptions
+  /**
+   * Cleartext HTTP/2 with prior knowledge on the same port, told apart by the connection preface
+   * (http2-server.ts), with these limits; false: HTTP/1.1 only. Default: on, default limits.
+   */
+  http2?: Partial<Http2Limits> | false
 }
 
 class RequestBody extends Readable {
@@ -374,6 +382,9 @@ class Conn implements PieceSink {
   /** clock.now() when the connection went idle, a head started, or our side closed. */
   private since: number
   private ending = false
+  /** No byte read yet: the first ones may be the HTTP/2 preface. */
+  private sniffing = true
+  private readonly onClose: () => void
   // A streamed request body's progress, as the sweep sees it: no clock is read per read.
   /** Body bytes received. */
   private bodyBytes = 0
@@ -398,7 +409,7 @@ class Conn implements PieceSink {
     socket.setNoDelay(true)
     socket.on('data', this.onRead)
     socket.on('error', () => {})
-    socket.on('close', () => {
+    this.onClose = () => {
       server.conns.delete(this)
       const ex = this.current
       if (ex !== undefined && !ex.finished) {
@@ -407,7 +418,36 @@ class Conn implements PieceSink {
         ex.abort()
       }
       this.stream?.destroy(new Error('client closed the connection before the request body was complete'))
-    })
+    }
+    socket.on('close', this.onClose)
+  }
+
+  /**
+   * The first bytes: an HTTP/2 preface hands the socket to the HTTP/2 edge (true); anything else is
+   * HTTP/1.1 from here on. A partial preface waits for more, under the head's timeout.
+   */
+  private sniff(chunk: Buffer): boolean {
+    const h2 = this.server.http2
+    if (h2 === undefined) {
+      this.sniffing = false
+      return false
+    }
+    const data = this.buf === undefined ? chunk : Buffer.concat([this.buf, chunk])
+    const verdict = sniffPreface(data)
+    if (verdict === 'more') {
+      this.buf = data
+      return true
+    }
+    this.sniffing = false
+    if (verdict === 'h1') return false
+    this.buf = undefined
+    this.server.conns.delete(this)
+    const socket = this.socket
+    socket.pause()
+    socket.removeAllListeners('data')
+    socket.off('close', this.onClose)
+    h2.accept(socket, data)
+    return true
   }
 
   /** The client's verified certificate: read once per connection (node builds a new object per call). */
@@ -460,6 +500,7 @@ class Conn implements PieceSink {
     if (this.ending) return
     // A new head starts: its clock starts (see `sweep`).
     if (this.current === undefined && this.buf === undefined) this.since = this.server.clock.now()
+    if (this.sniffing && this.sniff(chunk)) return
     let data = chunk
     if (this.readingBody) {
       const at = this.feedBody(data)
@@ -684,6 +725,8 @@ class Http1Server {
   readonly timeouts: EdgeTimeouts
   readonly clock: Clock & Timers
   readonly refusals: Record<string, number> = Object.create(null)
+  /** Where connections that open with the HTTP/2 preface go; undefined: HTTP/1.1 only. */
+  readonly http2: Http2Edge | undefined
   private readonly handler: DownstreamHandler
   private readonly onError: (err: unknown) => void
 
@@ -692,6 +735,21 @@ class Http1Server {
     this.onError = onError
     this.timeouts = { ...DEFAULT_EDGE_TIMEOUTS, ...opts.timeouts }
     this.clock = opts.clock ?? { now: systemClock.now, set: systemTimers.set, clear: systemTimers.clear }
+    this.http2 =
+      opts.http2 === false
+        ? undefined
+        : createHttp2Edge(
+            handler,
+            {
+              requestStarted: () => this.requestStarted(),
+              requestEnded: () => this.requestEnded(),
+              refused: (code) => {
+                this.refusals[code] = (this.refusals[code] ?? 0) + 1
+              },
+            },
+            onError,
+            { idleTimeout: this.timeouts.keepAliveTimeout, ...opts.http2 },
+          )
   }
 
   requestStarted(): void {
@@ -841,7 +899,7 @@ export async function listenHttp1(
     address,
     inFlight: () => state.inFlight,
     lastActivity: () => state.lastActivity,
-    connections: () => state.conns.size,
+    connections: () => state.conns.size + (state.http2?.sessions() ?? 0),
     refusals: () => ({ ...state.refusals }),
     tunnels: () => state.tunnels,
     handshakeFailures: () => (tls === undefined ? null : { ...failures }),
@@ -854,6 +912,7 @@ export async function listenHttp1(
     closeIdle() {
       state.closing = true
       for (const c of state.conns) if (c.idle) c.socket.end()
+      state.http2?.closeIdle()
     },
     close() {
       state.closing = true
@@ -865,6 +924,7 @@ export async function listenHttp1(
           server.close(() => resolve())
         } else resolve()
         for (const c of state.conns) c.socket.destroy()
+        state.http2?.destroy()
       })
     },
   }

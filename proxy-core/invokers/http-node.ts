@@ -4,7 +4,15 @@
 
 import type { ClientRequest, Agent as HttpAgent, IncomingMessage, RequestOptions } from 'node:http'
 import { toAbortSignal } from '../engine/cancel.ts'
-import type { HeaderMap, Invoker, MeshBody, MeshResponse } from '../engine/types.ts'
+import type {
+  AttemptRequest,
+  CancelSignal,
+  Endpoint,
+  HeaderMap,
+  Invoker,
+  MeshBody,
+  MeshResponse,
+} from '../engine/types.ts'
 import { FailureKinds, UpstreamFailure } from '../engine/types.ts'
 import { endWhole } from '../http/body-stream.ts'
 import { forwardedCopy } from '../http/header-policy.ts'
@@ -36,6 +44,34 @@ export function createNodeHttpInvoker(opts: NodeHttpInvokerOptions = {}): Invoke
   const maxSockets = opts.maxSockets ?? Number.POSITIVE_INFINITY
   let net: Net | undefined
   let loading: Promise<Net> | undefined
+  // HTTP/2 targets (`protocol: http2 | grpc`, cleartext): the sidecar's HTTP/2 client, loaded on the
+  // first such call only; the response is collected whole, as every response is here.
+  let h2: Promise<Invoker> | undefined
+
+  async function invokeHttp2(req: AttemptRequest, ep: Endpoint, cancel: CancelSignal): Promise<MeshResponse> {
+    h2 ??= import('../http/http2-client.ts').then((m) => m.createHttp2Invoker({ idleTimeout }))
+    const res = await (await h2).invoke(req, ep, cancel)
+    const body = res.body
+    if (body === null || typeof body === 'string' || body instanceof Uint8Array) return res
+    const chunks: Uint8Array[] = []
+    let length = 0
+    try {
+      for await (const chunk of body) {
+        chunks.push(chunk)
+        length += chunk.byteLength
+      }
+    } catch (err) {
+      throw upstreamFailure(err, { aborted: cancel.aborted, connected: true, what: ep.id })
+    }
+    const whole = Buffer.concat(chunks, length)
+    const trailers = res.trailers instanceof Promise ? await res.trailers : res.trailers
+    return {
+      status: res.status,
+      headers: res.headers,
+      body: new Uint8Array(whole.buffer, whole.byteOffset, whole.byteLength),
+      ...(trailers === undefined ? {} : { trailers }),
+    }
+  }
 
   function load(): Promise<Net> {
     // getBuiltinModule, not import(): an ES namespace of node:http evaluates its lazy exports, Node's
@@ -56,6 +92,9 @@ export function createNodeHttpInvoker(opts: NodeHttpInvokerOptions = {}): Invoke
   }
 
   const invoke: Invoker['invoke'] = async (req, ep, cancel) => {
+    const t = ep.target
+    if (t.kind === 'http' && (t.protocol === 'http2' || t.protocol === 'grpc') && ep.id.startsWith('http:'))
+      return invokeHttp2(req, ep, cancel)
     const signal = toAbortSignal(cancel)
     if (signal.aborted) throw new UpstreamFailure(FailureKinds.timeout, `aborted before sending to ${ep.id}`)
     const { http, https, agents } = net ?? (await load())

@@ -18,6 +18,7 @@ const FLAGS = {
   config: 'MESHGATE_CONFIG',
   service: 'MESHGATE_SERVICE',
   app: 'MESHGATE_APP',
+  'app-protocol': 'MESHGATE_APP_PROTOCOL',
   outbound: 'MESHGATE_OUTBOUND',
   inbound: 'MESHGATE_INBOUND',
   admin: 'MESHGATE_ADMIN',
@@ -34,6 +35,7 @@ type Flag = keyof typeof FLAGS
 const EXIT_GRACE_MS = 2000
 
 export const SIDECAR_USAGE = `usage: meshgate sidecar --config FILE|URL --service NAME [--app URL]
+                        [--app-protocol http1|http2|grpc]
                         [--outbound ${DEFAULT_OUTBOUND}] [--inbound ${DEFAULT_INBOUND}]
                         [--admin ${DEFAULT_ADMIN}] [--drain ${DEFAULT_DRAIN_MS / 1000}s]
                         [--tls-dir DIR | --tls-cert FILE --tls-key FILE [--tls-ca FILE]]
@@ -123,6 +125,12 @@ export function parseSidecarArgs(argv: readonly string[], env: NodeJS.ProcessEnv
     if (url.protocol !== 'http:' && url.protocol !== 'https:')
       throw new UsageError('--app: want an http(s) URL')
     opts.app = url.origin
+  }
+  const appProtocol = get('app-protocol')
+  if (appProtocol !== undefined) {
+    if (appProtocol !== 'http1' && appProtocol !== 'http2' && appProtocol !== 'grpc')
+      throw new UsageError(`--app-protocol: want http1, http2 or grpc, got ${JSON.stringify(appProtocol)}`)
+    opts.appProtocol = appProtocol
   }
   const drain = get('drain')
   if (drain !== undefined) opts.drainMs = parseDrain(drain)

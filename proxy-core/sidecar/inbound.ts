@@ -4,12 +4,14 @@
 
 import { DEFAULT_UPGRADE_IDLE_TIMEOUT_MS } from '../config/defaults.ts'
 import { ErrorCodes, errorResponse, MeshError } from '../engine/errors.ts'
+import { finalGrpcStatus, isGrpcRequest } from '../engine/grpc.ts'
 import {
   DEFAULT_PATH_NORMALIZATION,
   edgePath,
   type PathNormalizationConfig,
 } from '../engine/path-normalize.ts'
 import type {
+  AttemptRequest,
   Clock,
   Endpoint,
   Invoker,
@@ -17,6 +19,7 @@ import type {
   MeshResponse,
   RequestEvent,
   TelemetrySink,
+  UpstreamProtocol,
 } from '../engine/types.ts'
 import { FailureKinds, UpstreamFailure } from '../engine/types.ts'
 import { CLIENT_CERT_HEADER, clientCertValue } from '../http/tls-listener.ts'
@@ -33,6 +36,8 @@ export const APP_TARGET = 'app'
 export interface InboundDeps {
   /** The app's origin, e.g. `http://127.0.0.1:8080`. */
   app: string
+  /** http1 (default), http2 or grpc; gRPC calls go over HTTP/2 in any case. */
+  appProtocol?: UpstreamProtocol
   service: string
   mesh(): string
   /** The current config's path normalization; default DEFAULT_PATH_NORMALIZATION. */
@@ -59,28 +64,32 @@ export function inboundIdleTimeout(config: MeshConfig, service: string): number 
   return longest > 0 ? longest : DEFAULT_UPGRADE_IDLE_TIMEOUT_MS
 }
 
-function failureResponse(err: unknown): { res: MeshResponse; code: string } {
+function failureResponse(err: unknown, grpc: boolean): { res: MeshResponse; code: string } {
   const timeout = err instanceof UpstreamFailure && err.kind === FailureKinds.timeout
   const meshErr = timeout
     ? new MeshError(ErrorCodes.timeout, 'app timed out')
     : new MeshError(ErrorCodes.upstreamUnavailable, `app unavailable: ${String(err)}`)
-  return { res: errorResponse(meshErr), code: meshErr.code }
+  return { res: errorResponse(meshErr, grpc), code: meshErr.code }
 }
 
 /** The header value per certificate object, which a connection keeps for its life. */
 const clientCerts = new WeakMap<object, string>()
 
 export function createInboundHandler(deps: InboundDeps) {
-  const endpoint: Endpoint = Object.freeze({
-    id: new URL(deps.app).origin,
-    target: Object.freeze({
-      kind: 'http' as const,
-      name: APP_TARGET,
-      endpoints: [deps.app],
-      dnsRefresh: 0,
-      loadBalancer: 'round-robin' as const,
-    }),
-  })
+  const appEndpoint = (protocol: UpstreamProtocol): Endpoint =>
+    Object.freeze({
+      id: new URL(deps.app).origin,
+      target: Object.freeze({
+        kind: 'http' as const,
+        name: APP_TARGET,
+        protocol,
+        endpoints: [deps.app],
+        dnsRefresh: 0,
+        loadBalancer: 'round-robin' as const,
+      }),
+    })
+  const endpoint = appEndpoint(deps.appProtocol ?? 'http1')
+  const grpcEndpoint = appEndpoint('grpc')
 
   return async function handleInbound(req: DownstreamRequest): Promise<void> {
     const start = deps.clock.now()
@@ -107,30 +116,29 @@ export function createInboundHandler(deps: InboundDeps) {
       }
     }
     const trace = deps.tracing.inbound(headers)
+    const grpc = isGrpcRequest(headers)
     let out: MeshResponse
     let errorCode: string | undefined
     if (!edge.ok) {
-      out = edge.refusal
+      out = grpc ? errorResponse(new MeshError(ErrorCodes.invalidPath, edge.code), true) : edge.refusal
       errorCode = edge.code
     } else {
       try {
         // Nothing here retries, so every body streams straight through.
         const upgrade = deps.tunnels === undefined ? undefined : req.upgrade
-        out = await deps.invoker.invoke(
-          {
-            method,
-            path,
-            headers,
-            body: req.body,
-            service: deps.service,
-            attempt: 1,
-            ...(upgrade === undefined ? {} : { upgrade }),
-          },
-          endpoint,
-          req.signal,
-        )
+        const attempt: AttemptRequest = {
+          method,
+          path,
+          headers,
+          body: req.body,
+          service: deps.service,
+          attempt: 1,
+          ...(upgrade === undefined ? {} : { upgrade }),
+        }
+        if (req.trailers !== undefined) attempt.trailers = req.trailers
+        out = await deps.invoker.invoke(attempt, grpc ? grpcEndpoint : endpoint, req.signal)
       } catch (err) {
-        ;({ res: out, code: errorCode } = failureResponse(err))
+        ;({ res: out, code: errorCode } = failureResponse(err, grpc))
       }
     }
     if (deps.tunnels !== undefined && req.upgrade !== undefined)
@@ -150,6 +158,7 @@ export function createInboundHandler(deps: InboundDeps) {
         deps.idleTimeout?.() ?? DEFAULT_UPGRADE_IDLE_TIMEOUT_MS,
       )
     else await req.respond(out, deps.draining())
+    const grpcStatus = grpc ? await finalGrpcStatus(out) : undefined
 
     const ev: RequestEvent = {
       mesh: deps.mesh(),
@@ -163,6 +172,7 @@ export function createInboundHandler(deps: InboundDeps) {
       end: deps.clock.now(),
       retries: 0,
       ...(errorCode === undefined ? {} : { errorCode }),
+      ...(grpc ? { grpc: true, ...(grpcStatus === undefined ? {} : { grpcStatus }) } : {}),
       trace: trace.trace,
     }
     deps.telemetry.request?.(ev)

@@ -9,7 +9,13 @@ import type { ConfigSource, LiveConfig, LiveConfigStatus } from '../config-sourc
 import { createLiveConfig, openConfigSource } from '../config-source/index.ts'
 import { compileMesh } from '../engine/compile.ts'
 import { createMeshRuntime } from '../engine/runtime.ts'
-import type { MeshConfig, MeshRuntime, RequestEvent, TelemetrySink } from '../engine/types.ts'
+import type {
+  MeshConfig,
+  MeshRuntime,
+  RequestEvent,
+  TelemetrySink,
+  UpstreamProtocol,
+} from '../engine/types.ts'
 import { systemClock, systemRandom, systemTimers } from '../engine/types.ts'
 import type { EdgeTimeouts } from '../http/limits.ts'
 import { DEFAULT_HANDSHAKE_TIMEOUT } from '../http/tls-listener.ts'
@@ -66,6 +72,11 @@ export interface SidecarOptions {
   service: string
   /** The app's origin for inbound traffic, e.g. `http://127.0.0.1:8080`; no inbound listener without it. */
   app?: string
+  /**
+   * How the inbound side speaks to the app: `http1` (default) or HTTP/2 (`http2`, `grpc`). gRPC calls
+   * go to the app over HTTP/2 whatever this says: gRPC has no HTTP/1.1 form.
+   */
+  appProtocol?: UpstreamProtocol
   /** `host:port`; port 0 picks a free port (see `addresses`). */
   outbound?: string
   inbound?: string
@@ -340,6 +351,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
         parseListenAddress(opts.inbound ?? DEFAULT_INBOUND),
         createInboundHandler({
           app: opts.app,
+          ...(opts.appProtocol === undefined ? {} : { appProtocol: opts.appProtocol }),
           service: opts.service,
           mesh: () => current().config.mesh,
           pathNormalization: () => current().config.pathNormalization,

@@ -92,6 +92,6 @@ export function downstreamBody(req: DownstreamRequest): MeshBody | Promise<MeshB
 }
 
 /** The answer to a request whose body broke off (`downstreamBody`). */
-export function incompleteBody(): MeshResponse {
-  return sidecarError(ErrorCodes.badRequest, 'request body incomplete')
+export function incompleteBody(grpc = false): MeshResponse {
+  return sidecarError(ErrorCodes.badRequest, 'request body incomplete', undefined, grpc)
 }

@@ -4,6 +4,7 @@
 
 import { DEFAULT_UPGRADE_IDLE_TIMEOUT_MS } from '../config/defaults.ts'
 import { ErrorCodes } from '../engine/errors.ts'
+import { isGrpcRequest } from '../engine/grpc.ts'
 import { edgePath } from '../engine/path-normalize.ts'
 import type { HeaderMap, MeshRequest, MeshRuntime, RequestContext, TraceContext } from '../engine/types.ts'
 import { answerUpgrade, type Tunnels } from '../tunnel/index.ts'
@@ -30,10 +31,17 @@ export function createOutboundHandler(deps: OutboundDeps) {
     const host = stripHopByHop(headers)
     const services = runtime.config.services
     const target = resolveOutbound(req.url, host, (name) => Object.hasOwn(services, name))
-    if (target.kind === 'bad') return req.respond(sidecarError(ErrorCodes.badRequest, target.reason), close)
+    // A gRPC caller gets the edge's refusals as gRPC statuses (trailers-only), as the pipeline's.
+    const grpc = isGrpcRequest(headers)
+    if (target.kind === 'bad')
+      return req.respond(sidecarError(ErrorCodes.badRequest, target.reason, undefined, grpc), close)
     // Once, here: the path the router matches is the path the upstream gets.
     const edge = edgePath(target.path, runtime.config.pathNormalization)
-    if (!edge.ok) return req.respond(edge.refusal, close)
+    if (!edge.ok)
+      return req.respond(
+        grpc ? sidecarError(ErrorCodes.invalidPath, edge.code, undefined, true) : edge.refusal,
+        close,
+      )
     if (target.kind === 'unknown') {
       // The runtime answers 404 unknown_service itself, and counts it; the body is never read.
       const meshReq = { method: req.method, path: edge.path, headers, body: null }
@@ -46,7 +54,7 @@ export function createOutboundHandler(deps: OutboundDeps) {
     })
     const read = downstreamBody(req)
     const body = read instanceof Promise ? await read : read
-    if (body === undefined) return req.respond(incompleteBody(), true)
+    if (body === undefined) return req.respond(incompleteBody(grpc), true)
     // The client going away cancels the upstream work (the pipeline passes the signal to every attempt).
     const ctx: RequestContext = { signal: req.signal, ownsHeaders: true }
     const trace = deps.trace?.(headers)
@@ -58,6 +66,7 @@ export function createOutboundHandler(deps: OutboundDeps) {
       body,
       remoteAddress: req.remoteAddress,
     }
+    if (req.trailers !== undefined) meshReq.trailers = req.trailers
     const upgrade = req.upgrade
     if (upgrade !== undefined && deps.tunnels !== undefined) {
       // Routed like any request (matches, weights, faults, retries of the handshake); the upstream's

@@ -11,6 +11,7 @@ export function sidecarError(
   code: ErrorCode,
   message: string,
   details?: Record<string, string>,
+  grpc = false,
 ): MeshResponse {
-  return errorResponse(new MeshError(code, message, details === undefined ? undefined : { details }))
+  return errorResponse(new MeshError(code, message, details === undefined ? undefined : { details }), grpc)
 }

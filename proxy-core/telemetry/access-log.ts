@@ -61,5 +61,6 @@ export function formatAccessLog(ev: RequestEvent, epochMs: number): string {
   line += `,"durationMs":${Number.isFinite(duration) ? duration : null},"retries":${ev.retries}`
   if (ev.fault !== undefined) line += `,"fault":${str(ev.fault)}`
   if (ev.errorCode !== undefined) line += `,"errorCode":${str(ev.errorCode)}`
+  if (ev.grpcStatus !== undefined) line += `,"grpcStatus":${ev.grpcStatus}`
   return `${line}}`
 }

@@ -36,6 +36,11 @@ export const MetricNames = {
 /** Status classes by index: 0 is anything outside 100–599, 1..5 are 1xx..5xx. */
 export const CodeClasses = ['other', '1xx', '2xx', '3xx', '4xx', '5xx'] as const
 
+/** gRPC statuses by index: 0..16 the codes, 17 any other number, 18 a call that ended without one. */
+export const GRPC_OTHER_STATUS = 17
+export const GRPC_NO_STATUS = 18
+const GRPC_SLOTS = 19
+
 // ---------------------------------------------------------------------------------------------
 // Latency histogram. Upper bounds 0.1 ms × 2^(i/8): eight buckets per doubling, so a value is known
 // within a factor 2^(1/8) and the bucket's geometric middle is within ±4.4% of any value in it (the p50,
@@ -150,6 +155,8 @@ export class SeriesCounts {
   circuitOpen = 0
   retryBudgetExhausted = 0
   mirrors = 0
+  /** gRPC calls by status (indexed as GRPC_*); made on the series' first gRPC call. */
+  grpc: Float64Array | undefined
   readonly latency: Histogram = new Histogram()
 
   isEmpty(): boolean {
@@ -178,6 +185,7 @@ export class SeriesCounts {
     this.circuitOpen = 0
     this.retryBudgetExhausted = 0
     this.mirrors = 0
+    this.grpc?.fill(0)
     this.latency.reset()
   }
 
@@ -190,6 +198,10 @@ export class SeriesCounts {
     this.circuitOpen = other.circuitOpen
     this.retryBudgetExhausted = other.retryBudgetExhausted
     this.mirrors = other.mirrors
+    if (other.grpc !== undefined) {
+      this.grpc ??= new Float64Array(GRPC_SLOTS)
+      this.grpc.set(other.grpc)
+    }
     this.latency.copyFrom(other.latency)
     return this
   }
@@ -223,6 +235,20 @@ export class Series {
     c.retries += retries
     if (fault) c.faults++
     c.latency.record(durationMs)
+  }
+
+  /** One gRPC call's status (undefined: it ended without one). */
+  recordGrpc(status: number | undefined): void {
+    const i =
+      status === undefined
+        ? GRPC_NO_STATUS
+        : status >= 0 && status < GRPC_OTHER_STATUS
+          ? status
+          : GRPC_OTHER_STATUS
+    this.total.grpc ??= new Float64Array(GRPC_SLOTS)
+    this.window.grpc ??= new Float64Array(GRPC_SLOTS)
+    this.total.grpc[i]!++
+    this.window.grpc[i]!++
   }
 
   recordEvent(kind: MeshEventKind): void {
@@ -325,12 +351,9 @@ export function createMetricsRegistry(options: MetricsRegistryOptions = {}): Met
     request(ev) {
       // An unknown service's name is the Host the client sent: whatever it is, it is one bucket.
       const service = ev.errorCode === ErrorCodes.unknownService ? UNKNOWN_LABEL : ev.service
-      get(ev.mesh, service, ev.route, ev.target).recordRequest(
-        ev.status,
-        ev.end - ev.start,
-        ev.retries,
-        ev.fault !== undefined,
-      )
+      const series = get(ev.mesh, service, ev.route, ev.target)
+      series.recordRequest(ev.status, ev.end - ev.start, ev.retries, ev.fault !== undefined)
+      if (ev.grpcStatus !== undefined || ev.grpc === true) series.recordGrpc(ev.grpcStatus)
     },
     event(kind, labels) {
       get(labels.mesh, labels.service, labels.route, labels.target).recordEvent(kind)

@@ -3,8 +3,10 @@
 // metrics.ts (Requests + Responses2xx.. → meshgate_requests_total{code_class}, Latency →
 // meshgate_request_duration_seconds, Retries → meshgate_retries_total, ...).
 
+import { GRPC_STATUS_NAMES } from '../engine/grpc.ts'
 import {
   CodeClasses,
+  GRPC_NO_STATUS,
   latencyBoundsMs,
   type MetricsRegistry,
   type Series,
@@ -69,6 +71,11 @@ const COUNTERS: readonly { name: string; help: string; value: (c: SeriesCounts) 
   { name: 'meshgate_mirrors_total', help: 'Requests mirrored to a shadow target.', value: (c) => c.mirrors },
 ]
 
+/** Index → label: the status name (`UNAVAILABLE`), `NONE` for a call that ended without one. */
+function grpcStatusLabel(i: number): string {
+  return i < GRPC_STATUS_NAMES.length ? GRPC_STATUS_NAMES[i]! : i === GRPC_NO_STATUS ? 'NONE' : 'OTHER'
+}
+
 export function formatPrometheus(registry: Pick<MetricsRegistry, 'series'>): string {
   const all = [...registry.series()]
   const out: string[] = []
@@ -82,6 +89,22 @@ export function formatPrometheus(registry: Pick<MetricsRegistry, 'series'>): str
       // 2xx/4xx/5xx exist from the start so rate() and ratios see zeros, not gaps.
       if (n > 0 || cls === '2xx' || cls === '4xx' || cls === '5xx') {
         out.push(`meshgate_requests_total{${labels},code_class="${cls}"} ${n}`)
+      }
+    }
+  }
+
+  // gRPC calls by their status (Istio's grpc_response_status), only for series that carried any.
+  const grpcSeries = all.filter((s) => s.total.grpc !== undefined)
+  if (grpcSeries.length > 0) {
+    header(out, 'meshgate_grpc_responses_total', 'counter', 'gRPC calls answered, by gRPC status.')
+    for (const s of grpcSeries) {
+      const labels = labelsOf(s)
+      const counts = s.total.grpc!
+      for (let i = 0; i < counts.length; i++) {
+        if (counts[i]! > 0)
+          out.push(
+            `meshgate_grpc_responses_total{${labels},grpc_status="${grpcStatusLabel(i)}"} ${counts[i]}`,
+          )
       }
     }
   }

@@ -38,6 +38,15 @@ describe('formatAccessLog', () => {
     })
   })
 
+  it('carries the gRPC status of a gRPC call', () => {
+    const doc = JSON.parse(
+      formatAccessLog({ ...ev, status: 200, errorCode: undefined, grpc: true, grpcStatus: 14 }, 0),
+    )
+    expect(doc.status).toBe(200)
+    expect(doc.grpcStatus).toBe(14)
+    expect(Object.keys(JSON.parse(formatAccessLog(ev, 0)))).not.toContain('grpcStatus')
+  })
+
   it('leaves out what is unknown and survives a bad clock', () => {
     const doc = JSON.parse(
       formatAccessLog(
