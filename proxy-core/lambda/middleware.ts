@@ -39,7 +39,8 @@ import type {
 import { systemClock, systemRandom } from '../engine/types.ts'
 import { createNodeHttpInvoker } from '../invokers/http-node.ts'
 import { formatAccessLog } from '../telemetry/access-log.ts'
-import { FunctionMetricNames, formatEmf } from '../telemetry/emf.ts'
+import { createConfigMetrics } from '../telemetry/config-metrics.ts'
+import { formatEmf } from '../telemetry/emf.ts'
 import { createMetricsRegistry, type MetricsRegistry } from '../telemetry/metrics.ts'
 import { createSampler, type Sampler } from '../telemetry/sampler.ts'
 import { newSpanId, newTraceId, parseTraceHeaders, parseXRayTraceId } from '../telemetry/trace-context.ts'
@@ -129,8 +130,8 @@ interface Container {
   xray(): XRayEmitter
   /** Access-log lines of the invocation in progress, written with its metrics in one stdout write. */
   accessLog: string[]
-  /** The live config's counts as of the last EMF line: the next line reports what changed since. */
-  reported: { reloads: number; rejected: number; stale: boolean }
+  /** The live config's counters since the previous EMF line (telemetry/config-metrics.ts). */
+  configMetrics(writing: boolean): Record<string, number> | undefined
 }
 
 const containers = new Map<string, Promise<Container>>()
@@ -231,7 +232,7 @@ function createContainer(configSource: string, settings: SourceSettings): Promis
       epochOffsetMs: offset,
       xray: emitter,
       accessLog,
-      reported: { reloads: 0, rejected: 0, stale: false },
+      configMetrics: createConfigMetrics(() => live!.status()),
     }
   })()
   // A config that failed to load is tried again on the next invocation, not cached as broken.
@@ -428,7 +429,8 @@ export function mesh(options?: MeshOptions): MeshMiddleware {
       coldStart: container.coldStart,
       timestamp: Date.now(),
       coldStartDimensions: { FunctionName: functionName },
-      ...configMetrics(container, snapshot.length > 0 || container.coldStart),
+      // The live config's counters ride on this line; with nothing else to say, only when there is news.
+      functionMetrics: container.configMetrics(snapshot.length > 0 || container.coldStart),
     })
     container.coldStart = false
     const lines = container.accessLog.splice(0)
@@ -436,32 +438,6 @@ export function mesh(options?: MeshOptions): MeshMiddleware {
     // One write per invocation, straight to stdout: console.log in Lambda prefixes each line with a
     // timestamp and request id, and EMF lines must be bare JSON.
     if (lines.length > 0) process.stdout.write(`${lines.join('\n')}\n`)
-  }
-
-  /**
-   * The live config's counts since the last line (DESIGN "Live config": config_reloads,
-   * config_rejected, config_stale). They ride on a line the invocation writes anyway; an invocation
-   * with nothing else to say writes one only when a version swapped in or was refused, while the
-   * config is stale, and once when it stops being stale. A check that finishes while an invocation
-   * runs is counted by the next one.
-   */
-  function configMetrics(
-    container: Container,
-    writing: boolean,
-  ): { functionMetrics?: Record<string, number> } {
-    const status = container.live.status()
-    const { reported } = container
-    const reloads = status.reloads - reported.reloads
-    const rejected = status.rejected - reported.rejected
-    if (!writing && reloads === 0 && rejected === 0 && !status.stale && !reported.stale) return {}
-    container.reported = { reloads: status.reloads, rejected: status.rejected, stale: status.stale }
-    return {
-      functionMetrics: {
-        [FunctionMetricNames.configReloads]: reloads,
-        [FunctionMetricNames.configRejected]: rejected,
-        [FunctionMetricNames.configStale]: status.stale ? 1 : 0,
-      },
-    }
   }
 
   /** Flush when middy assigns an early response: middy runs no after hooks in that case. */

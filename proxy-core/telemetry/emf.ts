@@ -10,6 +10,7 @@
 // target) series need one document each. The usual invocation touches one series and gets one line;
 // the lines are joined with '\n' so the caller still writes once.
 
+import { ConfigMetricNames } from './config-metrics.ts'
 import { CodeClasses, MetricNames, type MetricsSnapshot, type SeriesCounts } from './metrics.ts'
 
 export const EMF_LIMITS = { metricsPerDirective: 100, dimensionsPerSet: 30, valuesPerArray: 100 } as const
@@ -37,17 +38,6 @@ export interface EmfOptions {
 
 const SERIES_DIMENSIONS = ['Mesh', 'Service', 'Route', 'Target'] as const
 
-/**
- * The live config's counters in EMF (DESIGN "Live config": config_reloads, config_rejected,
- * config_stale; Prometheus meshgate_config_reloads_total, meshgate_config_rejected_total,
- * meshgate_config_stale): versions swapped in and versions refused since the last line, and 1 while
- * the source has been unreachable for several checks in a row.
- */
-export const FunctionMetricNames = {
-  configReloads: 'ConfigReloads',
-  configRejected: 'ConfigRejected',
-  configStale: 'ConfigStale',
-} as const
 /** CloudWatch refuses empty dimension values. */
 const NONE = 'none'
 /** Spec limits on a dimension: value 1024 characters, key 250. */
@@ -106,7 +96,7 @@ function extraDimensions(dimensions: Record<string, string> | undefined): [strin
     ...Object.values(MetricNames),
     ...CodeClasses.map((c) => `Responses${c}`),
     'ColdStart',
-    ...Object.values(FunctionMetricNames),
+    ...Object.values(ConfigMetricNames),
     '_aws',
   ])
   const out: [string, string][] = []

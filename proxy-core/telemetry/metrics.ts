@@ -19,9 +19,7 @@
 //   retry budget exhausted     RetryBudgetExhausted (Count)   meshgate_retry_budget_exhausted_total
 //   requests mirrored          Mirrors (Count)                meshgate_mirrors_total
 //
-// The live config's counters are per runtime, not per series: the sidecar's admin.ts writes them to
-// /metrics from its config status, and Lambda's EMF line carries them as ConfigReloads, ConfigRejected
-// and ConfigStale (emf.ts FunctionMetricNames).
+// The live config's counters are per runtime, not per series: config-metrics.ts.
 
 import { ErrorCodes } from '../engine/errors.ts'
 import type { MeshEventKind, TelemetrySink } from '../engine/types.ts'
