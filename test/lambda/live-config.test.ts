@@ -276,4 +276,21 @@ describe('mesh() with a live AppConfig source', () => {
     await until(() => stale === 0, 'green')
     expect(totals).toEqual({ ConfigReloads: 1, ConfigRejected: 1 })
   })
+
+  it('fails the first invocation fast when the extension cannot be reached, naming the source, and retries on the next', async () => {
+    const url = 'appconfig://lambda-down/prod/mesh'
+    const store = await profile(url)
+    await store.publish(meshTo('blue'), {})
+    const invoke = handlerFor(url, { MESHGATE_APPCONFIG_AGENT: local.agentUrl, MESHGATE_CONFIG_POLL: '1h' })
+    local.setUnavailable(true)
+    try {
+      await expect(invoke()).rejects.toThrow(
+        /^appconfig:\/\/lambda-down\/prod\/mesh: cannot read the mesh config: the AppConfig agent at http:\/\/127\.0\.0\.1:\d+: /,
+      )
+    } finally {
+      local.setUnavailable(false)
+    }
+    // Nothing was cached as broken: the next invocation reads the config and routes.
+    expect(await invoke()).toEqual({ statusCode: 200, body: 'blue' })
+  })
 })
