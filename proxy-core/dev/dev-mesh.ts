@@ -341,7 +341,9 @@ async function start(
         }),
       ),
     ])
-    if (refused.length > 0) opts.notice(`sidecars refused version ${version}: ${refused.join(' | ')}`)
+    if (gatewayLive === undefined)
+      opts.notice(`published version ${version} (${description}) to ${DEV_CONFIG_URL}`)
+    else if (refused.length > 0) opts.notice(`sidecars refused version ${version}: ${refused.join(' | ')}`)
     else
       opts.notice(
         `published version ${version} (${description}): gateway and ${instances.length} sidecars on it, ` +
