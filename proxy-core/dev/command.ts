@@ -174,7 +174,14 @@ export async function runDevCommand(argv: string[]): Promise<number> {
       : `  traffic     off ${style.dim('(the dashboard can start it)')}`,
   )
   out(
-    `  config      ${mesh.derivedFile} ${style.dim(`(runs ${args.file} with local URLs; both are watched)`)}`,
+    `  config      ${style.bold(mesh.configUrl)} ${style.dim(`(${args.file} with local URLs, on a local AppConfig; the file is watched)`)}`,
+  )
+  out(`              ${mesh.derivedFile} ${style.dim('(the live version; saving it publishes a new one)')}`)
+  out(
+    `  appconfig   ${mesh.appConfig.url} ${style.dim(`(agent and Lambda extension API ${mesh.appConfig.agentUrl})`)}`,
+  )
+  out(
+    `              ${style.dim(`try: AWS_ENDPOINT_URL_APPCONFIG=${mesh.appConfig.url} npx meshgate shift --config ${mesh.configUrl} SERVICE ROUTE T=W…`)}`,
   )
   out(`  ${style.dim('Ctrl-C stops everything.')}`)
   // One line for scripts and tests to find the bound addresses in.

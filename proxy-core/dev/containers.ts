@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net'
 import { createServer as createNetServer } from 'node:net'
 import type { MeshClient } from '../../functions/bookinfo/containers/mesh-client.ts'
 import { createMeshClient } from '../../functions/bookinfo/containers/mesh-client.ts'
+import type { ConfigSource } from '../config-source/index.ts'
 import type { Sidecar } from '../sidecar/index.ts'
 import { startSidecar } from '../sidecar/index.ts'
 import { listen } from '../sidecar/listen-address.ts'
@@ -55,7 +56,12 @@ export interface StartInstanceOptions {
   host: string
   /** The inbound port reserved for this instance (already in the derived config). */
   inbound: PortReservation
+  /** The config source's URL (DEV_CONFIG_URL). */
   configPath: string
+  /** The source, opened with the environment a sidecar in a task would have (the agent's address). */
+  configSource?: ConfigSource
+  /** MESHGATE_CONFIG_POLL of the sidecar, in ms. */
+  configPollMs?: number
   /** Every line the sidecar logs: access log and notices. */
   log(line: string): void
   /** Longest drain on close, ms. */
@@ -87,6 +93,8 @@ export async function startInstance(opts: StartInstanceOptions): Promise<Contain
   try {
     sidecar = await startSidecar({
       configPath: opts.configPath,
+      ...(opts.configSource === undefined ? {} : { configSource: opts.configSource }),
+      ...(opts.configPollMs === undefined ? {} : { configPollMs: opts.configPollMs }),
       service: plan.service,
       app: appUrl,
       outbound: `${host}:0`,

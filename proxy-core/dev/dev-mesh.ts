@@ -1,8 +1,12 @@
-// `meshgate dev` as a library: the whole mesh of one config on this machine. Starts, in order, the
-// Lambda Invoke API (functions in worker-thread sandboxes), the container instances each behind its own
-// sidecar, the gateway, the dashboard and the traffic generator; keeps them all on one config file (the
-// derived one, in a temp dir) and reloads them together when it changes. No signals and no stdout
-// here: command.ts does those.
+// `meshgate dev` as a library: the whole mesh of one config on this machine. Starts, in order, a local
+// AWS AppConfig holding the config (appconfig-local.ts), the Lambda Invoke API (functions in
+// worker-thread sandboxes), the container instances each behind its own sidecar, the gateway, the
+// dashboard and the traffic generator. The config takes the production path: every change (the
+// dashboard, an edit of the mirrored file, the user's own file, or `meshgate shift` from outside) is a
+// new AppConfig version published as `meshgate publish` does (`publish()` below), and every runtime
+// reads it from AppConfig through the config source it runs in AWS: the functions through the Lambda
+// extension API, the sidecars and the gateway through the agent API. No signals and no stdout here:
+// command.ts does those.
 import type { Socket as UdpSocket } from 'node:dgram'
 import { createSocket } from 'node:dgram'
 import type { FSWatcher } from 'node:fs'
@@ -11,10 +15,16 @@ import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { basename, dirname, join } from 'node:path'
 import { ConfigError, loadConfigFile, loadConfigText } from '../config/load.ts'
+import { createLiveConfig, type LiveConfig, openConfigSource } from '../config-source/index.ts'
+import { appConfigMeshSchema } from '../control/appconfig-schema.ts'
+import { type AppConfigStore, createAppConfigStore } from '../control/appconfig-store.ts'
+import { parseLiveConfigUrl } from '../control/config-url.ts'
+import { type MeshDocument, renderDocument } from '../control/mesh-document.ts'
 import type { MeshConfig, RouteMatchConfig, StringMatch } from '../engine/types.ts'
 import { createHttpInvoker } from '../invokers/http-invoker.ts'
 import { createLambdaInvoker } from '../invokers/lambda-invoker.ts'
 import { createDevRollouts, type DevRolloutView } from '../rollout/index.ts'
+import { type LocalAppConfig, startLocalAppConfig } from './appconfig-local.ts'
 import { LAMBDA_FUNCTIONS } from './catalog.ts'
 import type { ContainerInstance } from './containers.ts'
 import { type PortReservation, reservePort, startInstance } from './containers.ts'
@@ -47,6 +57,15 @@ const WATCH_DEBOUNCE_MS = 150
 export const DEFAULT_FAULT = { abort: { percent: 50, status: 503 } } as const
 /** Sidecars drain at most this long on shutdown (ms): dev traffic is disposable. */
 const DEV_DRAIN_MS = 1_000
+/** Where the dev mesh's config lives: one profile on the local AppConfig. */
+export const DEV_CONFIG_URL = 'appconfig://meshgate-dev/local/mesh'
+/**
+ * 1 s: how often the dev runtimes ask AppConfig for a new version (MESHGATE_CONFIG_POLL), so a change
+ * shows within a second. AWS's floor is 15 s; the local AppConfig has none.
+ */
+export const DEV_POLL_MS = 1_000
+/** The local AppConfig takes any signature; the SDK only needs something to sign with. */
+const DEV_CREDENTIALS = { accessKeyId: 'meshgate-dev', secretAccessKey: 'meshgate-dev' }
 
 export interface DevMeshOptions {
   /** The user's mesh file. */
@@ -98,12 +117,30 @@ export interface RouteState {
   timeoutMs: number
 }
 
+/** What each runtime serves, by the version names its config source reports. */
+export interface ConfigState {
+  /** `appconfig://meshgate-dev/local/mesh`. */
+  url: string
+  /** The local AppConfig (AWS_ENDPOINT_URL_APPCONFIG / _APPCONFIGDATA for `meshgate shift`). */
+  endpoint: string
+  /** Its agent / Lambda extension API (MESHGATE_APPCONFIG_AGENT). */
+  agent: string
+  /** The newest version the gateway serves (AppConfig's version number). */
+  version: string
+  gateway: string
+  /** Sidecar instance id → version. */
+  sidecars: Record<string, string>
+  /** Function name → the version it last reported loading (null: no reload reported yet). */
+  functions: Record<string, string | null>
+}
+
 export interface DashboardState {
   mesh: string
   file: string
   derivedFile: string
   generation: number
-  lastReload: { at: string; ok: boolean; why: string; error?: string } | null
+  lastReload: { at: string; ok: boolean; why: string; error?: string; version?: string } | null
+  config: ConfigState
   gateway: { url: string; routes: { name: string; match: string; service: string }[] }
   services: {
     name: string
@@ -136,13 +173,32 @@ export interface EditResult {
   error?: string
 }
 
+export type PublishResult =
+  | { ok: true /** The AppConfig version number now live. */; version: number; changed: boolean }
+  | { ok: false; error: string }
+
 export interface DevMesh {
   readonly gatewayUrl: string
   readonly dashboardUrl: string
   readonly lambdaUrl: string
+  /** The live config's URL (DEV_CONFIG_URL) and the local AppConfig that holds it. */
+  readonly configUrl: string
+  readonly appConfig: { readonly url: string; readonly agentUrl: string }
+  /** A mirror of the live version, for reading and editing (a save publishes it). */
   readonly derivedFile: string
   readonly summary: ServiceSummary[]
   state(): DashboardState
+  /** The live version's document (local URLs in it): edit a copy and `publish()` it. */
+  document(): MeshDocument
+  /**
+   * The one way a new config reaches the dev mesh (the dashboard, file edits and rollouts use it):
+   * `doc` is validated as `meshgate validate` would, published as JSON as a new hosted configuration
+   * version on the local AppConfig and deployed (AllAtOnce), exactly as `meshgate publish` does. Every
+   * runtime reads it from there; the gateway and the sidecars are asked to check at once (as SIGHUP
+   * would), the functions pick it up within their poll interval (DEV_POLL_MS). An invalid document is
+   * refused with its `SOURCE:LINE:COL` problems and nothing is published.
+   */
+  publish(doc: MeshDocument, opts?: { description?: string }): Promise<PublishResult>
   edit(req: EditRequest): Promise<EditResult>
   readonly traffic: TrafficGenerator
   close(): Promise<void>
@@ -195,6 +251,14 @@ export async function startDevMesh(opts: DevMeshOptions): Promise<DevMesh> {
   }
 }
 
+/** One version as the dev mesh serves it: the validated config and the document it came from. */
+interface Served {
+  config: MeshConfig
+  doc: RawDoc
+  text: string
+  version: string
+}
+
 async function start(
   opts: DevMeshOptions,
   cleanups: (() => Promise<void> | void)[],
@@ -217,12 +281,100 @@ async function start(
   })
   for (const i of plan.instances) inboundPorts.set(i.id, await reservePort(host))
   const urlOf = (id: string) => `http://${host}:${inboundPorts.get(id)!.port}`
-  let currentText = `${JSON.stringify(deriveDoc(userDoc, plan, urlOf), null, 2)}\n`
-  await writeFile(derivedFile, currentText)
-  let current: { config: MeshConfig; doc: RawDoc } = {
-    config: await loadConfigText(currentText, derivedFile),
-    doc: parseRawDoc(currentText),
+
+  // ------------------------------------------------------------------------------------------
+  // The control plane: a local AppConfig with the profile `meshgate publish --init` makes (the mesh
+  // schema as its validator), and the derived config published to it as the first version.
+
+  opts.progress('starting a local AppConfig and publishing the config to it')
+  const appConfig: LocalAppConfig = await startLocalAppConfig({
+    host,
+    defaultPollIntervalSeconds: DEV_POLL_MS / 1000,
+  })
+  cleanups.push(() => appConfig.close())
+  const configUrl = parseLiveConfigUrl(DEV_CONFIG_URL)
+  if (configUrl.kind !== 'appconfig') throw new Error(`${DEV_CONFIG_URL} is not an AppConfig URL`)
+  const store: AppConfigStore = await createAppConfigStore(configUrl, {
+    endpoint: appConfig.url,
+    region: opts.env.AWS_REGION ?? 'us-east-1',
+    credentials: DEV_CREDENTIALS,
+  })
+  await store.init(appConfigMeshSchema())
+
+  let generation = 0
+  let lastReload: DashboardState['lastReload'] = null
+  /** Publishes one at a time: AppConfig refuses a version made on top of a stale latest one. */
+  let chain: Promise<unknown> = Promise.resolve()
+  let gatewayLive: LiveConfig<Served> | undefined
+  const instances: ContainerInstance[] = []
+
+  async function publishNow(doc: MeshDocument, description: string): Promise<PublishResult> {
+    const text = renderDocument(doc)
+    const live = gatewayLive?.current()
+    if (live !== undefined && text === live.text) {
+      return { ok: true, version: Number(live.version), changed: false }
+    }
+    try {
+      // What `meshgate publish` checks before it creates anything.
+      await loadConfigText(text, DEV_CONFIG_URL)
+    } catch (err) {
+      const error = err instanceof Error ? err.message : String(err)
+      lastReload = { at: new Date().toISOString(), ok: false, why: description, error }
+      opts.notice(`config refused (${description}), still running the previous one:\n${error}`)
+      return { ok: false, error }
+    }
+    let version: number
+    try {
+      version = (await store.publish(text, { description: description.slice(0, 1024) })).version
+    } catch (err) {
+      const error = `publishing to ${DEV_CONFIG_URL} failed: ${err instanceof Error ? err.message : String(err)}`
+      lastReload = { at: new Date().toISOString(), ok: false, why: description, error }
+      opts.notice(error)
+      return { ok: false, error }
+    }
+    lastReload = { at: new Date().toISOString(), ok: true, why: description, version: String(version) }
+    // The gateway and the sidecars ask AppConfig now, as SIGHUP makes a sidecar do; the functions
+    // find it on their next check (at most DEV_POLL_MS after their last one).
+    const refused: string[] = []
+    await Promise.all([
+      gatewayLive?.checkNow(),
+      ...instances.map((i) =>
+        i.sidecar.reload().catch((err: unknown) => {
+          refused.push(`${i.plan.id}: ${lineSplit(String(err))}`)
+        }),
+      ),
+    ])
+    if (gatewayLive === undefined)
+      opts.notice(`published version ${version} (${description}) to ${DEV_CONFIG_URL}`)
+    else if (refused.length > 0) opts.notice(`sidecars refused version ${version}: ${refused.join(' | ')}`)
+    else
+      opts.notice(
+        `published version ${version} (${description}): gateway and ${instances.length} sidecars on it, ` +
+          'functions within a second',
+      )
+    return { ok: true, version, changed: true }
   }
+
+  function publish(doc: MeshDocument, publishOpts: { description?: string } = {}): Promise<PublishResult> {
+    const run = () => publishNow(doc, publishOpts.description ?? 'meshgate dev')
+    const next = chain.then(run, run)
+    chain = next.catch(() => {})
+    return next
+  }
+
+  const first = await publish(deriveDoc(userDoc, plan, urlOf), { description: `${basename(opts.file)}` })
+  if (!first.ok) throw new Error(first.error)
+
+  /** The agent / Lambda extension address and the SDK's endpoint: what a runtime in AWS would have. */
+  const sourceEnv: Record<string, string> = {
+    ...opts.env,
+    AWS_REGION: opts.env.AWS_REGION ?? 'us-east-1',
+    AWS_ENDPOINT_URL_APPCONFIGDATA: appConfig.url,
+    MESHGATE_APPCONFIG_AGENT: appConfig.agentUrl,
+    MESHGATE_CONFIG_POLL: `${DEV_POLL_MS}ms`,
+  }
+  const openSource = () =>
+    openConfigSource(DEV_CONFIG_URL, { env: sourceEnv, pollMs: DEV_POLL_MS, appConfigVia: 'agent' })
 
   const telemetry: DevTelemetry = createDevTelemetry()
 
@@ -250,22 +402,46 @@ async function start(
     )
   }
 
+  /** The version each function last said it loaded (its `config reloaded` notices). */
+  const functionVersions = new Map<string, string | null>(plan.lambdas.map((l) => [l.functionName, null]))
+  /** A function's config notice (a JSON line of type `config`): its version, shown on one line. */
+  function configNoticeOf(fn: string, line: string): boolean {
+    if (!line.startsWith('{') || !line.includes('"type":"config"')) return false
+    let message: unknown
+    try {
+      message = (JSON.parse(line) as { message?: unknown }).message
+    } catch {
+      return false
+    }
+    if (typeof message !== 'string') return false
+    const loaded = /^config reloaded: version (\S+)/.exec(message)
+    if (loaded) functionVersions.set(fn, loaded[1]!)
+    opts.notice(`λ ${fn}: ${message}`)
+    return true
+  }
+
   opts.progress(`starting the Lambda Invoke API (${plan.lambdas.length} functions)`)
   let emulatorUrl = ''
   const emulator: LambdaEmulator = await startLambdaEmulator({
     root: opts.root,
     functions: LAMBDA_FUNCTIONS,
+    // What `serverless deploy --param="meshConfig=appconfig://…"` gives a function: the URL, and the
+    // AppConfig Lambda extension on its address (here the local AppConfig's agent API).
     env: (fn) => ({
       ...opts.env,
-      MESHGATE_CONFIG: derivedFile,
+      MESHGATE_CONFIG: DEV_CONFIG_URL,
+      MESHGATE_CONFIG_POLL: sourceEnv.MESHGATE_CONFIG_POLL!,
+      MESHGATE_APPCONFIG_AGENT: appConfig.agentUrl,
+      AWS_ENDPOINT_URL_APPCONFIGDATA: appConfig.url,
       MESHGATE_LAMBDA_ENDPOINT: emulatorUrl,
       MESHGATE_SERVICE: serviceOfFunction.get(fn) ?? fn,
       AWS_LAMBDA_FUNCTION_NAME: fn,
-      AWS_REGION: opts.env.AWS_REGION ?? 'us-east-1',
+      AWS_REGION: sourceEnv.AWS_REGION!,
       AWS_XRAY_DAEMON_ADDRESS: xrayAddress,
     }),
     onOutput: (fn, line) => {
-      if (!telemetry.emf(serviceOfFunction.get(fn) ?? fn, line)) opts.functionOutput(fn, line)
+      if (telemetry.emf(serviceOfFunction.get(fn) ?? fn, line)) return
+      if (!configNoticeOf(fn, line)) opts.functionOutput(fn, line)
     },
     onInvoke: (rec) => telemetry.invocation(serviceOfFunction.get(rec.functionName) ?? rec.functionName, rec),
   })
@@ -274,7 +450,6 @@ async function start(
   opts.lambdaEndpoint(emulator.url)
 
   opts.progress(`starting ${plan.instances.length} container instances, each with its sidecar`)
-  const instances: ContainerInstance[] = []
   cleanups.push(async () => {
     await Promise.all(instances.map((i) => i.close()))
   })
@@ -284,10 +459,15 @@ async function start(
         plan: p,
         host,
         inbound: inboundPorts.get(p.id)!,
-        configPath: derivedFile,
+        configPath: DEV_CONFIG_URL,
+        configSource: openSource(),
+        configPollMs: DEV_POLL_MS,
         drainMs: DEV_DRAIN_MS,
         log: (line) => {
-          if (!telemetry.sidecarLog(p.service, line)) opts.notice(`sidecar ${p.id}: ${line}`)
+          if (telemetry.sidecarLog(p.service, line)) return
+          // publish() announces each version once for all of them; refusals and the rest are shown.
+          if (line.includes('"type":"config"') && line.includes('"message":"config reloaded: ')) return
+          opts.notice(`sidecar ${p.id}: ${line}`)
         },
       })
       instances.push(inst)
@@ -295,80 +475,19 @@ async function start(
   )
   instances.sort((a, b) => plan.instances.indexOf(a.plan) - plan.instances.indexOf(b.plan))
 
-  // Rollouts: the controller on this mesh's running config and in-process metrics (one hook).
-  const rollouts = createDevRollouts({
-    read: () => current.doc,
-    publish: (doc, why) => writeAndApply(doc, why),
-    registries: () => instances.map((i) => i.sidecar.metrics),
-    notice: opts.notice,
-  })
-  cleanups.push(() => rollouts.close())
+  // ------------------------------------------------------------------------------------------
+  // The gateway reads the live config as the sidecars do; what it serves is what the dashboard shows
+  // and what edits start from, whoever published it (the dashboard, a file, `meshgate shift`).
 
   opts.progress('starting the gateway')
   const http = createHttpInvoker()
   cleanups.push(() => http.close())
-  const gateway: DevGateway = await startDevGateway({
-    host,
-    port: opts.port,
-    config: current.config,
-    invokers: { http, lambda: createLambdaInvoker({ endpoint: emulator.url }) },
-    telemetry: rollouts.observe(telemetry.sinkFor('gateway')),
-  })
-  cleanups.push(() => gateway.close())
-
-  const traffic = createTrafficGenerator(gateway.url, opts.trafficRate)
-  cleanups.push(() => traffic.close())
-
-  // ------------------------------------------------------------------------------------------
-  // Reload: the one path for every change of the derived file (a dashboard edit, an editor, a
-  // change of the user's file). Validate, then the gateway, every sidecar and every function.
-
-  let generation = 0
-  let lastReload: DashboardState['lastReload'] = null
-  let chain: Promise<unknown> = Promise.resolve()
+  let gateway: DevGateway | undefined
   const originalFaults = new Map<string, object>()
   for (const svc of Object.values(userConfig.services)) {
     for (const r of svc.routes) if (r.fault) originalFaults.set(`${svc.name}/${r.name}`, r.fault)
   }
   let disabled = new Map<string, { name: string; index: number; route: Record<string, unknown> }[]>()
-
-  function applyFile(why: string): Promise<EditResult & { changed: boolean }> {
-    const run = async (): Promise<EditResult & { changed: boolean }> => {
-      const text = await readFile(derivedFile, 'utf8').catch(() => currentText)
-      if (text === currentText) return { ok: true, changed: false }
-      let config: MeshConfig
-      try {
-        config = await loadConfigText(text, derivedFile)
-      } catch (err) {
-        const error = err instanceof Error ? err.message : String(err)
-        lastReload = { at: new Date().toISOString(), ok: false, why, error }
-        opts.notice(`config refused (${why}), still running the previous one:\n${error}`)
-        return { ok: false, changed: false, error }
-      }
-      currentText = text
-      current = { config, doc: parseRawDoc(text) }
-      gateway.setConfig(config)
-      emulator.redeploy()
-      const refused: string[] = []
-      await Promise.all(
-        instances.map((i) =>
-          i.sidecar.reload().catch((err: unknown) => {
-            refused.push(`${i.plan.id}: ${lineSplit(String(err))}`)
-          }),
-        ),
-      )
-      telemetry.configChanged()
-      generation++
-      lastReload = { at: new Date().toISOString(), ok: refused.length === 0, why }
-      if (refused.length > 0) opts.notice(`sidecars refused the config: ${refused.join(' | ')}`)
-      else
-        opts.notice(`config reloaded (${why}): gateway, ${instances.length} sidecars, functions redeployed`)
-      return { ok: true, changed: true }
-    }
-    const next = chain.then(run, run)
-    chain = next.catch(() => {})
-    return next
-  }
 
   async function writeDerived(text: string): Promise<void> {
     const tmp = `${derivedFile}.${process.pid}.tmp`
@@ -376,60 +495,107 @@ async function start(
     await rename(tmp, derivedFile)
   }
 
-  async function writeAndApply(doc: RawDoc, why: string): Promise<EditResult> {
-    const before = currentText
-    await writeDerived(`${JSON.stringify(doc, null, 2)}\n`)
-    const result = await applyFile(why)
-    // A refused edit leaves the file as the running config is, so the two never disagree.
-    if (!result.ok) await writeDerived(before)
-    return result.ok ? { ok: true } : { ok: false, error: result.error ?? 'refused' }
-  }
+  gatewayLive = await createLiveConfig<Served>({
+    source: openSource(),
+    build: async (v) => ({
+      config: await loadConfigText(v.text, v.name),
+      doc: parseRawDoc(v.text),
+      text: v.text,
+      version: v.version,
+    }),
+    onSwap: (next) => {
+      gateway?.setConfig(next.config)
+      telemetry.configChanged()
+      generation++
+      void writeDerived(next.text).catch((err: unknown) =>
+        opts.notice(`cannot write ${derivedFile}: ${String(err)}`),
+      )
+    },
+    log: (line) => {
+      // Reloads are announced by publish(); refusals and an unreachable source are worth a line.
+      if (!line.startsWith('config reloaded')) opts.notice(`gateway: ${line}`)
+    },
+    pollMs: DEV_POLL_MS,
+  })
+  cleanups.push(() => gatewayLive?.close())
+  const current = (): Served => gatewayLive!.current()
+  await writeDerived(current().text)
+  // Rollouts: the controller on the live version and in-process metrics (one hook); each of its
+  // decisions is published like any other edit.
+  const rollouts = createDevRollouts({
+    read: () => current().doc,
+    publish: (doc, why) => publishEdit(doc, why),
+    registries: () => instances.map((i) => i.sidecar.metrics),
+    notice: opts.notice,
+  })
+  cleanups.push(() => rollouts.close())
+  gateway = await startDevGateway({
+    host,
+    port: opts.port,
+    config: current().config,
+    invokers: { http, lambda: createLambdaInvoker({ endpoint: emulator.url }) },
+    telemetry: rollouts.observe(telemetry.sinkFor('gateway')),
+  })
+  cleanups.push(() => gateway?.close())
+
+  const traffic = createTrafficGenerator(gateway.url, opts.trafficRate)
+  cleanups.push(() => traffic.close())
+
+  // ------------------------------------------------------------------------------------------
+  // Edits: the dashboard's controls, a save of the mirrored file, a change of the user's own file.
+  // Each makes a document and publishes it.
 
   function routeIndex(service: string, route: string): number {
-    const svc = current.config.services[service]
+    const svc = current().config.services[service]
     if (!svc) throw new EditError(`no service "${service}"`)
     const i = svc.routes.findIndex((r) => r.name === route)
     if (i < 0) throw new EditError(`service "${service}" has no route "${route}"`)
     return i
   }
 
+  async function publishEdit(doc: RawDoc, why: string): Promise<EditResult> {
+    const r = await publish(doc, { description: why })
+    return r.ok ? { ok: true } : { ok: false, error: r.error }
+  }
+
   async function edit(req: EditRequest): Promise<EditResult> {
     try {
+      const doc = current().doc
       const what = `dashboard: ${req.op} ${req.service}/${req.route}`
       if (req.op === 'weights') {
-        const doc = setWeights(current.doc, req.service, routeIndex(req.service, req.route), req.to)
-        return await writeAndApply(doc, `${what} ${JSON.stringify(req.to)}`)
+        const next = setWeights(doc, req.service, routeIndex(req.service, req.route), req.to)
+        return await publishEdit(next, `${what} ${JSON.stringify(req.to)}`)
       }
       if (req.op === 'target') {
-        const doc = setTarget(current.doc, req.service, routeIndex(req.service, req.route), req.target)
-        return await writeAndApply(doc, `${what} → ${req.target}`)
+        const next = setTarget(doc, req.service, routeIndex(req.service, req.route), req.target)
+        return await publishEdit(next, `${what} → ${req.target}`)
       }
       if (req.op === 'fault') {
         const preset = originalFaults.get(`${req.service}/${req.route}`)
         const raw = preset ? rawFault(preset) : structuredClone(DEFAULT_FAULT)
-        const doc = setFault(
-          current.doc,
+        const next = setFault(
+          doc,
           req.service,
           routeIndex(req.service, req.route),
           req.enabled ? (raw as Record<string, unknown>) : null,
         )
-        return await writeAndApply(doc, `${what} ${req.enabled ? 'on' : 'off'}`)
+        return await publishEdit(next, `${what} ${req.enabled ? 'on' : 'off'}`)
       }
       const list = disabled.get(req.service) ?? []
       if (req.enabled) {
         const found = list.find((d) => d.name === req.route)
         if (!found) throw new EditError(`route "${req.route}" of "${req.service}" is not switched off`)
-        const result = await writeAndApply(
-          insertRoute(current.doc, req.service, found.index, found.route),
+        const result = await publishEdit(
+          insertRoute(doc, req.service, found.index, found.route),
           `${what} on`,
         )
         if (result.ok) list.splice(list.indexOf(found), 1)
         return result
       }
       const index = routeIndex(req.service, req.route)
-      const { doc, route } = removeRoute(current.doc, req.service, index)
-      const result = await writeAndApply(doc, `${what} off`)
-      if (result.ok) disabled.set(req.service, [...list, { name: req.route, index, route }])
+      const removed = removeRoute(doc, req.service, index)
+      const result = await publishEdit(removed.doc, `${what} off`)
+      if (result.ok) disabled.set(req.service, [...list, { name: req.route, index, route: removed.route }])
       return result
     } catch (err) {
       if (err instanceof EditError) return { ok: false, error: err.message }
@@ -437,7 +603,21 @@ async function start(
     }
   }
 
-  // The user's own file: re-derived and applied through the same reload (dashboard edits start over).
+  // A save of the mirrored file: published as it is (a refused one stays in the file, to be fixed).
+  async function onDerivedFileChange(): Promise<void> {
+    const text = await readFile(derivedFile, 'utf8').catch(() => undefined)
+    if (text === undefined || text === current().text) return
+    let doc: RawDoc
+    try {
+      doc = parseRawDoc(text)
+    } catch (err) {
+      opts.notice(`${derivedFile} refused, still running the previous config: ${String(err)}`)
+      return
+    }
+    await publish(doc, { description: `${basename(derivedFile)} saved` })
+  }
+
+  // The user's own file: re-derived and published (dashboard edits start over).
   async function onUserFileChange(): Promise<void> {
     let config: MeshConfig
     try {
@@ -465,8 +645,7 @@ async function start(
         .map((i) => ({ ...i, id: byKey.get(`${i.service}/${i.target}/${i.endpoint}`)! })),
     }
     disabled = new Map()
-    await writeDerived(`${JSON.stringify(deriveDoc(userDoc, samePlan, urlOf), null, 2)}\n`)
-    await applyFile(`${basename(opts.file)} changed`)
+    await publish(deriveDoc(userDoc, samePlan, urlOf), { description: `${basename(opts.file)} changed` })
   }
 
   const watchers: FSWatcher[] = []
@@ -489,7 +668,9 @@ async function start(
       opts.notice(`cannot watch ${file}: ${String(err)}`)
     }
   }
-  watchFile(derivedFile, () => void applyFile('file changed'))
+  watchFile(derivedFile, () => {
+    onDerivedFileChange().catch((err: unknown) => opts.notice(`publish failed: ${String(err)}`))
+  })
   watchFile(opts.file, () => {
     onUserFileChange().catch((err: unknown) => opts.notice(`reload failed: ${String(err)}`))
   })
@@ -497,8 +678,20 @@ async function start(
   // ------------------------------------------------------------------------------------------
   // The dashboard.
 
+  function configState(): ConfigState {
+    return {
+      url: DEV_CONFIG_URL,
+      endpoint: appConfig.url,
+      agent: appConfig.agentUrl,
+      version: current().version,
+      gateway: gatewayLive!.status().version,
+      sidecars: Object.fromEntries(instances.map((i) => [i.plan.id, i.sidecar.configStatus().version])),
+      functions: Object.fromEntries(functionVersions),
+    }
+  }
+
   function state(): DashboardState {
-    const config = current.config
+    const config = current().config
     const splits = telemetry.splits()
     return {
       mesh: config.mesh,
@@ -506,8 +699,9 @@ async function start(
       derivedFile,
       generation,
       lastReload,
+      config: configState(),
       gateway: {
-        url: gateway.url,
+        url: gateway!.url,
         routes: config.gateway.routes.map((r) => ({
           name: r.name,
           match: describeMatch(r.match),
@@ -604,9 +798,13 @@ async function start(
     gatewayUrl: gateway.url,
     dashboardUrl: dashboard.url,
     lambdaUrl: emulator.url,
+    configUrl: DEV_CONFIG_URL,
+    appConfig: { url: appConfig.url, agentUrl: appConfig.agentUrl },
     derivedFile,
     summary,
     state,
+    document: () => structuredClone(current().doc),
+    publish,
     edit,
     traffic,
     close() {

@@ -39,6 +39,7 @@ import type {
 import { systemClock, systemRandom } from '../engine/types.ts'
 import { createNodeHttpInvoker } from '../invokers/http-node.ts'
 import { formatAccessLog } from '../telemetry/access-log.ts'
+import { createConfigMetrics } from '../telemetry/config-metrics.ts'
 import { formatEmf } from '../telemetry/emf.ts'
 import { createMetricsRegistry, type MetricsRegistry } from '../telemetry/metrics.ts'
 import { createSampler, type Sampler } from '../telemetry/sampler.ts'
@@ -129,6 +130,8 @@ interface Container {
   xray(): XRayEmitter
   /** Access-log lines of the invocation in progress, written with its metrics in one stdout write. */
   accessLog: string[]
+  /** The live config's counters since the previous EMF line (telemetry/config-metrics.ts). */
+  configMetrics(writing: boolean): Record<string, number> | undefined
 }
 
 const containers = new Map<string, Promise<Container>>()
@@ -229,6 +232,7 @@ function createContainer(configSource: string, settings: SourceSettings): Promis
       epochOffsetMs: offset,
       xray: emitter,
       accessLog,
+      configMetrics: createConfigMetrics(() => live!.status()),
     }
   })()
   // A config that failed to load is tried again on the next invocation, not cached as broken.
@@ -419,11 +423,14 @@ export function mesh(options?: MeshOptions): MeshMiddleware {
     state.flushed = true
     const { container, owned } = state
     if (owned?.trace.sampled) sendOwnedSegment(container, state.generation, owned, response)
-    const emf = formatEmf(container.registry.drain(), {
+    const snapshot = container.registry.drain()
+    const emf = formatEmf(snapshot, {
       namespace,
       coldStart: container.coldStart,
       timestamp: Date.now(),
       coldStartDimensions: { FunctionName: functionName },
+      // The live config's counters ride on this line; with nothing else to say, only when there is news.
+      functionMetrics: container.configMetrics(snapshot.length > 0 || container.coldStart),
     })
     container.coldStart = false
     const lines = container.accessLog.splice(0)

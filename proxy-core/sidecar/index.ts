@@ -25,6 +25,7 @@ import { createLambdaInvoker } from '../invokers/lambda-invoker.ts'
 import { formatAccessLog } from '../telemetry/access-log.ts'
 import type { CloudWatchPublisher } from '../telemetry/cloudwatch.ts'
 import { createCloudWatchPublisher } from '../telemetry/cloudwatch.ts'
+import { createConfigMetrics } from '../telemetry/config-metrics.ts'
 import type { MetricsRegistry } from '../telemetry/metrics.ts'
 import { createMetricsRegistry } from '../telemetry/metrics.ts'
 import { createXRayEmitter } from '../telemetry/xray-emitter.ts'
@@ -316,6 +317,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
           ...(opts.cloudWatch.endpoint === undefined ? {} : { endpoint: opts.cloudWatch.endpoint }),
           ...(opts.cloudWatch.region === undefined ? {} : { region: opts.cloudWatch.region }),
           ...(opts.cloudWatch.intervalMs === undefined ? {} : { intervalMs: opts.cloudWatch.intervalMs }),
+          runtimeMetrics: createConfigMetrics(() => live.status()),
         })
 
   const listeners: Listener[] = []

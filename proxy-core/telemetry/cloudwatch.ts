@@ -52,6 +52,12 @@ export interface CloudWatchPublisherOptions {
   now?: () => number
   /** 60 (default) or 1 for high-resolution metrics. */
   storageResolution?: 1 | 60
+  /**
+   * Numbers of the sidecar itself rather than of a series (the live config's ConfigReloads,
+   * ConfigRejected, ConfigStale: telemetry/config-metrics.ts), asked at each flush with whether the
+   * flush sends series anyway; sent as Count datums with only `dimensions`. Undefined: nothing.
+   */
+  runtimeMetrics?: (writing: boolean) => Readonly<Record<string, number>> | undefined
 }
 
 export interface CloudWatchPublisher {
@@ -100,6 +106,14 @@ function latencyDatums(c: SeriesCounts, base: Omit<MetricDatum, 'MetricName'>): 
   return out
 }
 
+/** The caller's dimensions (e.g. TaskFamily): never one named like a series dimension, within the limit. */
+function extraDimensions(dimensions: Record<string, string> | undefined): { Name: string; Value: string }[] {
+  return Object.entries(dimensions ?? {})
+    .filter(([k]) => k.length > 0 && k.length <= 255 && !(SERIES_DIMENSIONS as readonly string[]).includes(k))
+    .slice(0, PUT_METRIC_DATA_LIMITS.dimensionsPerDatum - SERIES_DIMENSIONS.length)
+    .map(([Name, v]) => ({ Name, Value: dimension(v) }))
+}
+
 /**
  * The datums for one drained snapshot. Counters are statistic sets with one sample per event
  * (Sum = the count). Status classes are one 0/1 sample per request, so their Average is the share of
@@ -110,10 +124,7 @@ export function buildMetricData(
   snapshot: MetricsSnapshot,
   opts: { dimensions?: Record<string, string>; timestamp: Date; storageResolution?: 1 | 60 },
 ): MetricDatum[] {
-  const extra = Object.entries(opts.dimensions ?? {})
-    .filter(([k]) => k.length > 0 && k.length <= 255 && !(SERIES_DIMENSIONS as readonly string[]).includes(k))
-    .slice(0, PUT_METRIC_DATA_LIMITS.dimensionsPerDatum - SERIES_DIMENSIONS.length)
-    .map(([Name, v]) => ({ Name, Value: dimension(v) }))
+  const extra = extraDimensions(opts.dimensions)
   const out: MetricDatum[] = []
   for (const { labels, counts } of snapshot) {
     const base: Omit<MetricDatum, 'MetricName'> = {
@@ -209,12 +220,24 @@ export function createCloudWatchPublisher(opts: CloudWatchPublisherOptions): Clo
 
   async function flushNow(): Promise<void> {
     const snapshot = opts.registry.drain()
-    if (snapshot.length === 0) return
+    const runtime = opts.runtimeMetrics?.(snapshot.length > 0)
+    if (snapshot.length === 0 && runtime === undefined) return
+    const timestamp = new Date(now())
     const data = buildMetricData(snapshot, {
       dimensions: opts.dimensions,
-      timestamp: new Date(now()),
+      timestamp,
       storageResolution: opts.storageResolution,
     })
+    for (const [name, value] of Object.entries(runtime ?? {})) {
+      data.push({
+        MetricName: name,
+        Unit: 'Count',
+        Value: value,
+        Dimensions: extraDimensions(opts.dimensions),
+        Timestamp: timestamp,
+        StorageResolution: opts.storageResolution ?? 60,
+      })
+    }
     let cw: CloudWatchClient
     try {
       cw = await connect()

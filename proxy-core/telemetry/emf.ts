@@ -10,6 +10,7 @@
 // target) series need one document each. The usual invocation touches one series and gets one line;
 // the lines are joined with '\n' so the caller still writes once.
 
+import { ConfigMetricNames } from './config-metrics.ts'
 import { CodeClasses, MetricNames, type MetricsSnapshot, type SeriesCounts } from './metrics.ts'
 
 export const EMF_LIMITS = { metricsPerDirective: 100, dimensionsPerSet: 30, valuesPerArray: 100 } as const
@@ -27,9 +28,16 @@ export interface EmfOptions {
   dimensions?: Record<string, string>
   /** Dimensions of the ColdStart metric only, e.g. `{ FunctionName }` (Powertools does the same). */
   coldStartDimensions?: Record<string, string>
+  /**
+   * Counts of the function's container rather than of a route (the live config's `ConfigReloads`,
+   * `ConfigRejected`, `ConfigStale`), all Count: on the first line, in the ColdStart directive (its
+   * dimensions), so no invocation writes a second line for them.
+   */
+  functionMetrics?: Readonly<Record<string, number>>
 }
 
 const SERIES_DIMENSIONS = ['Mesh', 'Service', 'Route', 'Target'] as const
+
 /** CloudWatch refuses empty dimension values. */
 const NONE = 'none'
 /** Spec limits on a dimension: value 1024 characters, key 250. */
@@ -88,6 +96,7 @@ function extraDimensions(dimensions: Record<string, string> | undefined): [strin
     ...Object.values(MetricNames),
     ...CodeClasses.map((c) => `Responses${c}`),
     'ColdStart',
+    ...Object.values(ConfigMetricNames),
     '_aws',
   ])
   const out: [string, string][] = []
@@ -115,7 +124,19 @@ export function formatEmf(snapshot: MetricsSnapshot, opts: EmfOptions): string {
   const timestamp = Math.round(opts.timestamp)
   const extraKeys = extra.map(([k]) => k)
   const lines: string[] = []
-  const coldStart: Metric = { Name: 'ColdStart', Unit: 'Count' }
+  // The function-level directive: ColdStart and the container's own counts, on the first line only.
+  const fnMetrics: Metric[] = []
+  const fnValues: Record<string, number> = {}
+  if (opts.coldStart) {
+    fnMetrics.push({ Name: 'ColdStart', Unit: 'Count' })
+    fnValues.ColdStart = 1
+  }
+  for (const [name, value] of Object.entries(opts.functionMetrics ?? {})) {
+    if (!Number.isFinite(value) || name in fnValues) continue
+    fnMetrics.push({ Name: name, Unit: 'Count' })
+    fnValues[name] = value
+  }
+  const fnDirective = () => ({ Namespace: opts.namespace, Dimensions: [coldKeys], Metrics: fnMetrics })
 
   for (const { labels, counts } of snapshot) {
     const doc: Record<string, Member> = {}
@@ -150,10 +171,10 @@ export function formatEmf(snapshot: MetricsSnapshot, opts: EmfOptions): string {
         Metrics: metrics.slice(0, EMF_LIMITS.metricsPerDirective),
       },
     ]
-    if (opts.coldStart && lines.length === 0) {
+    if (fnMetrics.length > 0 && lines.length === 0) {
       // Its own directive: a cold start belongs to the function (extra dimensions), not to a route.
-      directives.push({ Namespace: opts.namespace, Dimensions: [coldKeys], Metrics: [coldStart] })
-      doc.ColdStart = 1
+      directives.push(fnDirective())
+      Object.assign(doc, fnValues)
       for (const [k, v] of coldExtra) doc[k] = v
     }
     doc.Mesh = dimension(labels.mesh)
@@ -164,13 +185,10 @@ export function formatEmf(snapshot: MetricsSnapshot, opts: EmfOptions): string {
     lines.push(JSON.stringify({ _aws: { Timestamp: timestamp, CloudWatchMetrics: directives }, ...doc }))
   }
 
-  if (lines.length === 0 && opts.coldStart) {
+  if (lines.length === 0 && fnMetrics.length > 0) {
     const doc: Record<string, Member> = {
-      _aws: {
-        Timestamp: timestamp,
-        CloudWatchMetrics: [{ Namespace: opts.namespace, Dimensions: [coldKeys], Metrics: [coldStart] }],
-      },
-      ColdStart: 1,
+      _aws: { Timestamp: timestamp, CloudWatchMetrics: [fnDirective()] },
+      ...fnValues,
     }
     for (const [k, v] of [...extra, ...coldExtra]) doc[k] = v
     lines.push(JSON.stringify(doc))

@@ -18,6 +18,8 @@
 //   circuit-open rejections    CircuitOpen (Count)            meshgate_circuit_open_total
 //   retry budget exhausted     RetryBudgetExhausted (Count)   meshgate_retry_budget_exhausted_total
 //   requests mirrored          Mirrors (Count)                meshgate_mirrors_total
+//
+// The live config's counters are per runtime, not per series: config-metrics.ts.
 
 import { ErrorCodes } from '../engine/errors.ts'
 import type { MeshEventKind, TelemetrySink } from '../engine/types.ts'

@@ -11,6 +11,7 @@ import type { Context } from 'aws-lambda'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { LocalAppConfig } from '../../proxy-core/dev/appconfig-local.ts'
 import { mesh } from '../../proxy-core/lambda/index.ts'
+import { validateEmf } from '../helpers/emf-spec.ts'
 import { profile, startAppConfig } from '../helpers/local-appconfig.ts'
 import { startUpstream, type Upstream } from '../helpers/upstream.ts'
 
@@ -99,7 +100,7 @@ function handlerFor(config: string, env: Record<string, string>) {
 }
 
 /** stdout lines written while `fn` runs (the middleware writes its logs there). */
-async function withStdout<T>(fn: () => Promise<T>): Promise<{ value: T; lines: string[] }> {
+async function withStdout<T>(fn: (lines: string[]) => Promise<T>): Promise<{ value: T; lines: string[] }> {
   const lines: string[] = []
   const write = process.stdout.write.bind(process.stdout)
   process.stdout.write = ((chunk: string | Uint8Array) => {
@@ -107,7 +108,7 @@ async function withStdout<T>(fn: () => Promise<T>): Promise<{ value: T; lines: s
     return true
   }) as typeof process.stdout.write
   try {
-    return { value: await fn(), lines }
+    return { value: await fn(lines), lines }
   } finally {
     process.stdout.write = write
   }
@@ -187,11 +188,12 @@ describe('mesh() with a live AppConfig source', () => {
 
     // Valid for AppConfig's schema, refused by meshgate: `purple` is no target of reviews.
     await store.publish(meshTo('purple'), {})
-    const { lines } = await withStdout(async () => {
-      for (let i = 0; i < 100; i++) {
+    // Until the refusal is logged: the check runs beside the invocations, so the endpoint may have
+    // answered before the container has built (and refused) the version.
+    const { lines } = await withStdout(async (seen) => {
+      for (let i = 0; i < 400 && !seen.some((l) => l.includes('config reload refused')); i++) {
         await settle()
         expect((await invoke()).body).toBe('blue')
-        if (local.requests.filter((r) => r.operation === 'GetLatestConfiguration').length >= 2 && i > 5) break
       }
     })
     const refusal = lines.map((l) => JSON.parse(l)).find((l) => l.type === 'config')
@@ -199,5 +201,96 @@ describe('mesh() with a live AppConfig source', () => {
       /^config reload refused \(version \S+ from appconfig:\/\/lambda-sdk\/prod\/mesh\), still serving/,
     )
     expect(refusal?.message).toMatch(/purple/)
+  })
+
+  it('counts reloads, refusals and staleness on the one EMF line of an invocation', async () => {
+    const url = 'appconfig://lambda-emf/prod/mesh'
+    const store = await profile(url)
+    await store.publish(meshTo('blue'), {})
+    const invoke = handlerFor(url, { MESHGATE_APPCONFIG_AGENT: local.agentUrl, MESHGATE_CONFIG_POLL: '1ms' })
+    /** One invocation: its answer and its EMF documents (each checked against the spec). */
+    const once = async () => {
+      const { value, lines } = await withStdout(() => invoke())
+      const emf = lines.filter((l) => l.startsWith('{"_aws"')).map(validateEmf)
+      return { body: value.body, emf }
+    }
+    const totals = { ConfigReloads: 0, ConfigRejected: 0 }
+    let stale: number | undefined
+    /** Invokes (each past the 1 ms poll interval) until `done`, adding up the config counters. */
+    const until = async (done: () => boolean, want: string) => {
+      for (let i = 0; i < 400 && !done(); i++) {
+        await settle()
+        const r = await once()
+        expect(r.body).toBe(want)
+        // At most one line per invocation (each touches one route series), and it carries the counters.
+        expect(r.emf.length).toBeLessThanOrEqual(1)
+        for (const doc of r.emf) {
+          totals.ConfigReloads += doc.ConfigReloads as number
+          totals.ConfigRejected += doc.ConfigRejected as number
+          stale = doc.ConfigStale as number
+          expect(doc.FunctionName).toBe('productpage')
+        }
+      }
+      expect(done()).toBe(true)
+    }
+
+    const first = await once()
+    expect(first.body).toBe('blue')
+    expect(first.emf).toHaveLength(1)
+    expect(first.emf[0]).toMatchObject({ ColdStart: 1, ConfigReloads: 0, ConfigRejected: 0, ConfigStale: 0 })
+    const fnDirective = (
+      first.emf[0]!._aws as { CloudWatchMetrics: { Dimensions: string[][]; Metrics: { Name: string }[] }[] }
+    ).CloudWatchMetrics.find((d) => d.Metrics.some((m) => m.Name === 'ConfigReloads'))
+    expect(fnDirective?.Dimensions).toEqual([['FunctionName']])
+    expect(fnDirective?.Metrics.map((m) => m.Name)).toEqual([
+      'ColdStart',
+      'ConfigReloads',
+      'ConfigRejected',
+      'ConfigStale',
+    ])
+
+    // A new version: counted once, on the line of an invocation after the swap.
+    await store.publish(meshTo('green'), {})
+    let green = false
+    for (let i = 0; i < 400 && !green; i++) {
+      await settle()
+      const r = await once()
+      for (const doc of r.emf) totals.ConfigReloads += doc.ConfigReloads as number
+      green = r.body === 'green'
+    }
+    expect(green).toBe(true)
+    await until(() => totals.ConfigReloads === 1, 'green')
+
+    // A version meshgate refuses: ConfigRejected 1, and it keeps routing to green.
+    await store.publish(meshTo('purple'), {})
+    await until(() => totals.ConfigRejected === 1, 'green')
+
+    // The extension unreachable: three missed checks make the config stale; it keeps serving.
+    local.setUnavailable(true)
+    try {
+      await until(() => stale === 1, 'green')
+    } finally {
+      local.setUnavailable(false)
+    }
+    // Reachable again: the next lines say 0, by itself, with no reload counted.
+    await until(() => stale === 0, 'green')
+    expect(totals).toEqual({ ConfigReloads: 1, ConfigRejected: 1 })
+  })
+
+  it('fails the first invocation fast when the extension cannot be reached, naming the source, and retries on the next', async () => {
+    const url = 'appconfig://lambda-down/prod/mesh'
+    const store = await profile(url)
+    await store.publish(meshTo('blue'), {})
+    const invoke = handlerFor(url, { MESHGATE_APPCONFIG_AGENT: local.agentUrl, MESHGATE_CONFIG_POLL: '1h' })
+    local.setUnavailable(true)
+    try {
+      await expect(invoke()).rejects.toThrow(
+        /^appconfig:\/\/lambda-down\/prod\/mesh: cannot read the mesh config: the AppConfig agent at http:\/\/127\.0\.0\.1:\d+: /,
+      )
+    } finally {
+      local.setUnavailable(false)
+    }
+    // Nothing was cached as broken: the next invocation reads the config and routes.
+    expect(await invoke()).toEqual({ statusCode: 200, body: 'blue' })
   })
 })

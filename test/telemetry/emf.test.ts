@@ -92,4 +92,40 @@ describe('formatEmf', () => {
     expect(doc.Route).toBe('none')
     expect(doc.Empty).toBe('none')
   })
+
+  it('puts the config counters in the function directive of the first line, or a line of their own', () => {
+    const config = { ConfigReloads: 1, ConfigRejected: 0, ConfigStale: 0 }
+    const reg = createMetricsRegistry()
+    reg.sink().request!(req())
+    reg.sink().request!(req({ target: 'v3' }))
+    const lines = formatEmf(reg.drain(), {
+      ...base,
+      coldStartDimensions: { FunctionName: 'fn' },
+      functionMetrics: config,
+    }).split('\n')
+    expect(lines).toHaveLength(2)
+    const [first, second] = lines.map(validateEmf)
+    expect(first).toMatchObject({ ...config, FunctionName: 'fn', Target: 'v1' })
+    expect(second).not.toHaveProperty('ConfigReloads')
+    const directives = (
+      first!._aws as { CloudWatchMetrics: { Dimensions: string[][]; Metrics: { Name: string }[] }[] }
+    ).CloudWatchMetrics
+    expect(directives[1]).toMatchObject({
+      Dimensions: [['FunctionName']],
+      Metrics: [
+        { Name: 'ConfigReloads', Unit: 'Count' },
+        { Name: 'ConfigRejected', Unit: 'Count' },
+        { Name: 'ConfigStale', Unit: 'Count' },
+      ],
+    })
+    // No traffic in this invocation: one line with the counters alone.
+    const alone = formatEmf(reg.drain(), {
+      ...base,
+      coldStartDimensions: { FunctionName: 'fn' },
+      functionMetrics: { ...config, ConfigStale: 1 },
+    })
+    expect(alone.split('\n')).toHaveLength(1)
+    expect(validateEmf(alone)).toMatchObject({ ConfigStale: 1, FunctionName: 'fn' })
+    expect(validateEmf(alone)).not.toHaveProperty('ColdStart')
+  })
 })

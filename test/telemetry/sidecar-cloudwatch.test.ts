@@ -28,6 +28,7 @@ let v1: Upstream
 let v2: Upstream
 let files: ReturnType<typeof meshDir>
 let sidecar: SidecarProcess | undefined
+let mesh: (timeout: string) => object
 
 const routeName = (i: number) => `r${String(i).padStart(2, '0')}`
 
@@ -41,12 +42,13 @@ beforeAll(async () => {
   for (let i = 0; i < ROUTES; i++) {
     routes.push({ name: routeName(i), match: { path: { prefix: `/${routeName(i)}` } }, to: 'v1' })
   }
-  const configPath = files.write('mesh.json', {
+  mesh = (timeout: string) => ({
     version: 1,
     mesh: 'cw',
-    defaults: { retries: { attempts: 0 } },
+    defaults: { retries: { attempts: 0 }, timeout },
     services: { reviews: { targets: { v1: { http: v1.url }, v2: { http: v2.url } }, routes } },
   })
+  const configPath = files.write('mesh.json', mesh('15s'))
   sidecar = await startSidecarProcess({
     configPath,
     service: 'productpage',
@@ -146,6 +148,16 @@ describe('sidecar metrics: CloudWatch PutMetricData and Prometheus /metrics', ()
     expect(total).toBe(N)
   })
 
+  it('counts a config reload', async () => {
+    files.write('mesh.json', mesh('14s'))
+    let reloads = 0
+    for (let i = 0; i < 500 && reloads === 0; i++) {
+      await new Promise((r) => setTimeout(r, 20))
+      reloads = JSON.parse((await send(sidecar!.admin, { path: '/config' })).body).reloads
+    }
+    expect(reloads).toBe(1)
+  })
+
   it('publishes the batches on SIGTERM: namespace, dimensions, counts and latency', async () => {
     const before = Date.now()
     await sidecar!.stop(15_000)
@@ -167,7 +179,28 @@ describe('sidecar metrics: CloudWatch PutMetricData and Prometheus /metrics', ()
     }
     expect(endpoint.requests.some((r) => r.gzip)).toBe(true)
 
-    const data = endpoint.datums()
+    const all = endpoint.datums()
+    // The live config's counters: the sidecar's own, with only the caller's dimensions (none here).
+    const config = all.filter((d) => d.MetricName.startsWith('Config'))
+    const sum = (name: string) =>
+      config.filter((d) => d.MetricName === name).reduce((a, d) => a + (d.Value ?? 0), 0)
+    expect(new Set(config.map((d) => d.MetricName))).toEqual(
+      new Set(['ConfigReloads', 'ConfigRejected', 'ConfigStale']),
+    )
+    for (const d of config) {
+      expect(d.Unit).toBe('Count')
+      expect(d.Dimensions ?? []).toEqual([])
+    }
+    expect({
+      reloads: sum('ConfigReloads'),
+      rejected: sum('ConfigRejected'),
+      stale: sum('ConfigStale'),
+    }).toEqual({
+      reloads: 1,
+      rejected: 0,
+      stale: 0,
+    })
+    const data = all.filter((d) => !d.MetricName.startsWith('Config'))
     for (const d of data) {
       expect(Object.keys(dims(d))).toEqual(['Mesh', 'Service', 'Route', 'Target'])
       expect(d.StorageResolution).toBe(60)

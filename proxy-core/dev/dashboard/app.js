@@ -494,7 +494,7 @@ function renderHeader(s) {
   const reload = $('#reload')
   if (r) {
     reload.textContent = r.ok
-      ? `config #${s.generation} · reloaded ${new Date(r.at).toLocaleTimeString()} (${r.why})`
+      ? `AppConfig version ${s.config.version} · published ${new Date(r.at).toLocaleTimeString()} (${r.why})`
       : `config refused (${r.why}): ${r.error}`
     reload.className = r.ok ? 'reload' : 'reload bad'
   } else reload.textContent = `config ${s.file}`
