@@ -243,7 +243,7 @@ export async function createAppConfigStore(
           ContentType: 'application/json',
           LatestVersionNumber: latest,
           VersionLabel: label,
-          ...(opts.description ? { Description: opts.description } : {}),
+          ...(opts.description ? { Description: headerSafe(opts.description) } : {}),
         }),
       )
       const deployment = await client.send(
@@ -253,7 +253,7 @@ export async function createAppConfigStore(
           ConfigurationProfileId: r.profile.Id,
           ConfigurationVersion: String(version.VersionNumber),
           DeploymentStrategyId: strategy,
-          ...(opts.description ? { Description: opts.description } : {}),
+          ...(opts.description ? { Description: headerSafe(opts.description) } : {}),
         }),
       )
       return { version: version.VersionNumber!, label, deployment }
@@ -279,4 +279,21 @@ export async function createAppConfigStore(
       }
     },
   }
+}
+
+/** AppConfig keeps at most 1024 characters of a description. */
+const DESCRIPTION_MAX = 1024
+
+/**
+ * A version's description travels as an HTTP header (CreateHostedConfigurationVersion's
+ * `Description`), which takes visible ASCII only: a dashboard edit's or a rollout decision's arrows
+ * and signs in ASCII, anything else as `?`.
+ */
+export function headerSafe(text: string): string {
+  return text
+    .replaceAll('→', '->')
+    .replaceAll('≤', '<=')
+    .replaceAll('≥', '>=')
+    .replace(/[^\x20-\x7e]/g, '?')
+    .slice(0, DESCRIPTION_MAX)
 }

@@ -21,22 +21,6 @@ export interface LiveStore {
 /** The live config moved on since it was read: read it again and decide again. */
 export class LiveConflictError extends Error {}
 
-/** AppConfig keeps at most 1024 characters of a description. */
-const DESCRIPTION_MAX = 1024
-
-/**
- * A version's description travels as an HTTP header (CreateHostedConfigurationVersion's
- * `Description`), which takes visible ASCII only: the arrows and signs of a decision line in ASCII.
- */
-export function headerSafe(text: string): string {
-  return text
-    .replaceAll('→', '->')
-    .replaceAll('≤', '<=')
-    .replaceAll('≥', '>=')
-    .replace(/[^\x20-\x7e]/g, '?')
-    .slice(0, DESCRIPTION_MAX)
-}
-
 export function createLiveStore(urlText: string): LiveStore {
   const url: LiveConfigUrl = parseLiveConfigUrl(urlText)
   return {
@@ -55,7 +39,7 @@ export function createLiveStore(urlText: string): LiveStore {
       if (url.kind === 'appconfig') {
         const r = await (await createAppConfigStore(url)).publish(content, {
           strategy: 'AppConfig.AllAtOnce',
-          description: headerSafe(description),
+          description,
         })
         return `version ${r.version}`
       }

@@ -73,7 +73,7 @@ describe('meshgate dev dashboard: a rollout (Chromium)', () => {
           !last ||
           last.step !== step ||
           last.phase !== phase ||
-          (last.canary !== canary && /\d+ req/.test(canary))
+          ((last.canary !== canary || last.stable !== stable) && /\d+ req/.test(canary + stable))
         )
           seen.push({ step, phase, canary, stable })
         return phase === 'promoted' ? phase : undefined
