@@ -61,5 +61,8 @@ export function formatAccessLog(ev: RequestEvent, epochMs: number): string {
   line += `,"durationMs":${Number.isFinite(duration) ? duration : null},"retries":${ev.retries}`
   if (ev.fault !== undefined) line += `,"fault":${str(ev.fault)}`
   if (ev.errorCode !== undefined) line += `,"errorCode":${str(ev.errorCode)}`
+  // The caller comes from a verified token (or is `anonymous`); bounded like a path all the same.
+  if (ev.caller !== undefined) line += `,"caller":${str(bounded(ev.caller, ACCESS_LOG_BOUNDS.path))}`
+  if (ev.rule !== undefined) line += `,"rule":${str(bounded(ev.rule, ACCESS_LOG_BOUNDS.service))}`
   return `${line}}`
 }
