@@ -184,10 +184,10 @@ export const routeSchema = object({
 
 // Identity and authorization (DESIGN; proxy-core/identity/). A principal is a role ARN, a Lambda
 // function ARN or a function name; `from` takes those, service names, or `*` (any authenticated caller).
-const PRINCIPAL = /^(arn:aws[a-z-]*:(iam|lambda|sts)::?[0-9]{0,12}:[!-~]+|[A-Za-z0-9_-]{1,64})$/
+const PRINCIPAL = /^(arn:aws[a-z-]*:(iam|lambda|sts):[a-z0-9-]*:[0-9]{12}:[!-~]+|[A-Za-z0-9_-]{1,64})$/
 const principal = string({ pattern: PRINCIPAL, hint: 'a role ARN, a Lambda function ARN or a function name' })
 const caller = string({
-  pattern: /^(\*|arn:aws[a-z-]*:(iam|lambda|sts)::?[0-9]{0,12}:[!-~]+|[A-Za-z0-9_-]{1,64})$/,
+  pattern: /^(\*|arn:aws[a-z-]*:(iam|lambda|sts):[a-z0-9-]*:[0-9]{12}:[!-~]+|[A-Za-z0-9_-]{1,64})$/,
   hint: 'a service, a principal (role ARN, function ARN or name), or *',
 })
 const authorizationMode = string({
