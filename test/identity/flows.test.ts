@@ -142,7 +142,7 @@ beforeAll(async () => {
   }
   // Receivers first (their policy is all they read), then the callers with the receivers' addresses.
   const receiverConfig = writeMesh(doc)
-  ;[reviews, reviewsAudit] = await Promise.all(
+  const receivers = await Promise.all(
     ['reviews', 'reviews-audit'].map((service) =>
       startSidecarProcess({
         configPath: receiverConfig,
@@ -153,6 +153,8 @@ beforeAll(async () => {
       }),
     ),
   )
+  reviews = receivers[0]!
+  reviewsAudit = receivers[1]!
   doc = JSON.parse(
     JSON.stringify(doc).replace(reviewsUrl, reviews.inbound!).replace(auditUrl, reviewsAudit.inbound!),
   )
@@ -160,7 +162,7 @@ beforeAll(async () => {
   functions['ratings-fn'] = httpFunction('ratings-fn', 'ratings')
   functions['ratings-strict-fn'] = httpFunction('ratings-strict-fn', 'ratings-strict')
   functions['ratings-audit-fn'] = httpFunction('ratings-audit-fn', 'ratings-audit')
-  ;[productpage, details] = await Promise.all(
+  const callers = await Promise.all(
     (['productpage', 'details'] as const).map((service) =>
       startSidecarProcess({
         configPath,
@@ -170,6 +172,8 @@ beforeAll(async () => {
       }),
     ),
   )
+  productpage = callers[0]!
+  details = callers[1]!
 }, 120_000)
 
 afterAll(async () => {
