@@ -23,7 +23,10 @@ import { type Caller, callerLabel, callerOf, principalIndex } from './caller.ts'
 import { createJwksCache, type FetchJwks, type JwksCache } from './jwks.ts'
 import { DEFAULT_RULE, decide, policyFor, type ServicePolicy } from './policy.ts'
 import { createRateLimiter, type RateLimiter } from './rate-limit.ts'
-import { type TokenProblem, verifyToken } from './verify.ts'
+import { LEEWAY_SECONDS, type TokenProblem, type VerifiedToken, verifyToken } from './verify.ts'
+
+/** 10 000 verified tokens: a mesh's callers each hold one per destination; ~2 MB at most. */
+const MAX_VERIFIED = 10_000
 
 /** The header a caller's token travels in (DESIGN). */
 export const IDENTITY_HEADER = 'x-meshgate-identity'
@@ -91,6 +94,10 @@ export function createReceiver(opts: ReceiverOptions): Receiver {
   })
   // Per service, with the config that made it: a swap that keeps a service's rateLimit keeps its buckets.
   const limiters = new Map<string, { config: string; limiter: RateLimiter }>()
+  // Tokens already verified, by their exact text: a caller reuses one token for most of its life
+  // (identity/token-source.ts), so the signature is checked once per token, not once per request. A
+  // hit still checks `exp` (with the leeway) and must be for the same audience and issuers.
+  const verified = new Map<string, { token: VerifiedToken; audience: string; issuers: readonly string[] }>()
   // Per-request state, keyed by the call object: the layers share it without widening GuardedCall.
   const states = new WeakMap<GuardedCall, CallState>()
 
@@ -122,12 +129,26 @@ export function createReceiver(opts: ReceiverOptions): Receiver {
       return undefined
     // Sent twice: which one would the app have been judged by? Neither.
     if (Array.isArray(header)) return { problem: 'malformed' }
-    const v = await verifyToken(
-      header,
-      { issuers: config.identity.issuers, audience: policy.audience, epochNow },
-      jwks,
-    )
-    return v.ok ? { caller: callerOf(v.token, principalIndex(config)) } : { problem: v.problem }
+    const issuers = config.identity.issuers
+    const hit = verified.get(header)
+    if (hit !== undefined && hit.audience === policy.audience && hit.issuers === issuers) {
+      if (hit.token.expires + LEEWAY_SECONDS > epochNow() / 1000)
+        return { caller: callerOf(hit.token, principalIndex(config)) }
+      verified.delete(header)
+      return { problem: 'expired' }
+    }
+    const v = await verifyToken(header, { issuers, audience: policy.audience, epochNow }, jwks)
+    if (!v.ok) return { problem: v.problem }
+    if (verified.size >= MAX_VERIFIED) {
+      // Full: forget the older half (Map keeps insertion order).
+      let n = MAX_VERIFIED / 2
+      for (const k of verified.keys()) {
+        if (n-- <= 0) break
+        verified.delete(k)
+      }
+    }
+    verified.set(header, { token: v.token, audience: policy.audience, issuers })
+    return { caller: callerOf(v.token, principalIndex(config)) }
   }
 
   const authenticate =

@@ -4,6 +4,7 @@
 import { describe, expect, it } from 'vitest'
 import { ConfigError, loadConfigText } from '../../proxy-core/config/load.ts'
 import { callerOf, principalIndex } from '../../proxy-core/identity/caller.ts'
+import type { GuardedCall, GuardInvoke } from '../../proxy-core/identity/index.ts'
 import { decide, policyFor } from '../../proxy-core/identity/policy.ts'
 import { createRateLimiter } from '../../proxy-core/identity/rate-limit.ts'
 import { createManualClock } from '../helpers/manual-clock.ts'
@@ -131,5 +132,56 @@ describe('config checks', () => {
     )
     expect(msg).toContain('identity.issuers[0]: expected an https:// issuer URL')
     expect(msg).toContain('services.reviews.rateLimit.rps')
+  })
+})
+
+describe('the receiver', () => {
+  it('verifies a token once, then answers from the cache until exp (plus the leeway), and never past it', async () => {
+    const { exportJWK, generateKeyPair, SignJWT } = await import('jose')
+    const { createReceiver } = await import('../../proxy-core/identity/index.ts')
+    const { publicKey, privateKey } = await generateKeyPair('RS256')
+    const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'RS256' }
+    const config = await loadConfigText(MESH, 'mesh.yaml')
+    const epoch = { ms: Date.now() }
+    let fetches = 0
+    const receiver = createReceiver({
+      config: () => config,
+      clock: createManualClock(),
+      epochNow: () => epoch.ms,
+      fetchJwks: async () => {
+        fetches++
+        return { keys: [jwk] }
+      },
+      labels: { route: 'inbound' },
+    })
+    const app: GuardInvoke<GuardedCall> = async () => ({ status: 200, headers: {}, body: null })
+    const pipeline = receiver.layers<GuardedCall>().reduceRight((next, l) => l(next), app)
+    const exp = Math.floor(epoch.ms / 1000) + 300
+    const token = await new SignJWT({
+      sub: role('pp'),
+      aud: 'https://m.mesh/reviews',
+      iss: 'https://issuer.example',
+    })
+      .setProtectedHeader({ alg: 'RS256', kid: 'k1' })
+      .setExpirationTime(exp)
+      .sign(privateKey)
+    const ask = () =>
+      pipeline({
+        service: 'reviews',
+        method: 'GET',
+        path: '/health',
+        headers: { 'x-meshgate-identity': token },
+      })
+    expect((await ask()).status).toBe(200)
+    expect((await ask()).status).toBe(200)
+    expect(fetches).toBe(1)
+    epoch.ms = (exp + 59) * 1000
+    expect((await ask()).status).toBe(200)
+    epoch.ms = (exp + 61) * 1000
+    const res = await ask()
+    expect(res.status).toBe(401)
+    expect(JSON.parse(String(res.body)).reason).toBe('expired')
+    // Asked again after expiry, the token is verified afresh and refused by jose itself.
+    expect((await ask()).status).toBe(401)
   })
 })
