@@ -97,7 +97,17 @@ export function createReceiver(opts: ReceiverOptions): Receiver {
   // Tokens already verified, by their exact text: a caller reuses one token for most of its life
   // (identity/token-source.ts), so the signature is checked once per token, not once per request. A
   // hit still checks `exp` (with the leeway) and must be for the same audience and issuers.
-  const verified = new Map<string, { token: VerifiedToken; audience: string; issuers: readonly string[] }>()
+  const verified = new Map<
+    string,
+    {
+      token: VerifiedToken
+      audience: string
+      issuers: readonly string[]
+      caller: Caller
+      index: ReadonlyMap<string, string>
+    }
+  >()
+  const audienceOf = (service: string) => audienceFor(opts.config().identity?.audience ?? '', service)
   // Per-request state, keyed by the call object: the layers share it without widening GuardedCall.
   const states = new WeakMap<GuardedCall, CallState>()
 
@@ -110,34 +120,41 @@ export function createReceiver(opts: ReceiverOptions): Receiver {
     })
   }
 
+  const byConfig = new WeakMap<RateLimitConfig, RateLimiter>()
   function limiterFor(service: string, config: RateLimitConfig): RateLimiter {
+    const known = byConfig.get(config)
+    if (known !== undefined) return known
+    // A config swap that leaves this service's rate limit as it was keeps its buckets.
     const key = JSON.stringify(config)
     const held = limiters.get(service)
-    if (held?.config === key) return held.limiter
-    const limiter = createRateLimiter(config, opts.clock)
+    const limiter = held?.config === key ? held.limiter : createRateLimiter(config, opts.clock)
     limiters.set(service, { config: key, limiter })
+    byConfig.set(config, limiter)
     return limiter
   }
 
-  async function identify(
-    config: MeshConfig,
-    policy: ServicePolicy,
-    header: string | string[] | undefined,
-  ): Promise<{ caller: Caller } | { problem: TokenProblem } | undefined> {
-    // A mesh without identity checks no token (a rate limit alone keys every caller as anonymous).
-    if (header === undefined || config.identity === undefined || policy.audience === undefined)
-      return undefined
-    // Sent twice: which one would the app have been judged by? Neither.
-    if (Array.isArray(header)) return { problem: 'malformed' }
-    const issuers = config.identity.issuers
+  type Who = { caller: Caller } | { problem: TokenProblem } | undefined
+
+  /** The cached answer for a token seen before, or undefined when it must be verified. */
+  function fromCache(config: MeshConfig, audience: string, header: string): Who | null {
     const hit = verified.get(header)
-    if (hit !== undefined && hit.audience === policy.audience && hit.issuers === issuers) {
-      if (hit.token.expires + LEEWAY_SECONDS > epochNow() / 1000)
-        return { caller: callerOf(hit.token, principalIndex(config)) }
+    if (hit === undefined || hit.audience !== audience || hit.issuers !== config.identity!.issuers)
+      return null
+    if (hit.token.expires + LEEWAY_SECONDS <= epochNow() / 1000) {
       verified.delete(header)
       return { problem: 'expired' }
     }
-    const v = await verifyToken(header, { issuers, audience: policy.audience, epochNow }, jwks)
+    const index = principalIndex(config)
+    if (hit.index !== index) {
+      hit.caller = callerOf(hit.token, index)
+      hit.index = index
+    }
+    return { caller: hit.caller }
+  }
+
+  async function verify(config: MeshConfig, audience: string, header: string): Promise<Who> {
+    const issuers = config.identity!.issuers
+    const v = await verifyToken(header, { issuers, audience, epochNow }, jwks)
     if (!v.ok) return { problem: v.problem }
     if (verified.size >= MAX_VERIFIED) {
       // Full: forget the older half (Map keeps insertion order).
@@ -147,41 +164,61 @@ export function createReceiver(opts: ReceiverOptions): Receiver {
         verified.delete(k)
       }
     }
-    verified.set(header, { token: v.token, audience: policy.audience, issuers })
-    return { caller: callerOf(v.token, principalIndex(config)) }
+    const index = principalIndex(config)
+    const caller = callerOf(v.token, index)
+    verified.set(header, { token: v.token, audience, issuers, caller, index })
+    return { caller }
   }
 
   const authenticate =
     <C extends GuardedCall>(): GuardLayer<C> =>
-    (next) =>
-    async (call) => {
-      const config = opts.config()
-      const policy = policyFor(config, call.service, (s) => audienceFor(config.identity?.audience ?? '', s))
-      const header = call.headers[IDENTITY_HEADER]
-      delete call.headers[IDENTITY_HEADER]
-      const state: CallState = { policy, caller: undefined }
-      states.set(call, state)
-      if (policy === undefined) return next(call)
-      const who = await identify(config, policy, header)
-      if (who !== undefined && 'caller' in who) {
-        state.caller = who.caller
-        call.caller = callerLabel(who.caller)
-        return next(call)
+    (next) => {
+      function decided(call: C, state: CallState, policy: ServicePolicy, who: Who): Promise<MeshResponse> {
+        if (who !== undefined && 'caller' in who) {
+          state.caller = who.caller
+          call.caller = callerLabel(who.caller)
+          return next(call)
+        }
+        return unauthenticated(call, policy, who)
       }
-      const problem: TokenProblem = who === undefined ? 'missing' : who.problem
-      // No token at all is fine where only a rate limit applies (one anonymous bucket); a bad one never is.
-      if (who === undefined && policy.authorization === undefined) return next(call)
-      call.caller = 'anonymous'
-      if (policy.authorization?.mode === 'audit') {
-        call.rule = `unauthenticated:${problem}`
-        call.audited = true
-        count(MeshEventKinds.authzAudit, call.service)
-        return next(call)
+      function unauthenticated(
+        call: C,
+        policy: ServicePolicy,
+        who: { problem: TokenProblem } | undefined,
+      ): Promise<MeshResponse> {
+        const problem: TokenProblem = who === undefined ? 'missing' : who.problem
+        // No token at all is fine where only a rate limit applies (one anonymous bucket); a bad one never is.
+        if (who === undefined && policy.authorization === undefined) return next(call)
+        call.caller = 'anonymous'
+        if (policy.authorization?.mode === 'audit') {
+          call.rule = `unauthenticated:${problem}`
+          call.audited = true
+          count(MeshEventKinds.authzAudit, call.service)
+          return next(call)
+        }
+        call.rule = 'unauthenticated'
+        call.errorCode = ErrorCodes.unauthenticated
+        count(MeshEventKinds.unauthenticated, call.service)
+        return Promise.resolve(refusal(ErrorCodes.unauthenticated, { reason: problem }))
       }
-      call.rule = 'unauthenticated'
-      call.errorCode = ErrorCodes.unauthenticated
-      count(MeshEventKinds.unauthenticated, call.service)
-      return refusal(ErrorCodes.unauthenticated, { reason: problem })
+      return (call) => {
+        const config = opts.config()
+        const policy = policyFor(config, call.service, audienceOf)
+        const header = call.headers[IDENTITY_HEADER]
+        if (header !== undefined) delete call.headers[IDENTITY_HEADER]
+        if (policy === undefined) return next(call)
+        const state: CallState = { policy, caller: undefined }
+        states.set(call, state)
+        // A mesh without identity checks no token (a rate limit alone keys every caller as anonymous).
+        if (header === undefined || config.identity === undefined || policy.audience === undefined)
+          return decided(call, state, policy, undefined)
+        // Sent twice: which one would the app have been judged by? Neither.
+        if (Array.isArray(header)) return decided(call, state, policy, { problem: 'malformed' })
+        // A token seen before answers without a signature check or an async step.
+        const cached = fromCache(config, policy.audience, header)
+        if (cached !== null) return decided(call, state, policy, cached)
+        return verify(config, policy.audience, header).then((who) => decided(call, state, policy, who))
+      }
     }
 
   const authorize =
