@@ -324,8 +324,12 @@ function identityKeys(
   return out
 }
 
+/** A listed principal, or a Lambda target's function (identity/caller.ts derives those). */
 function isPrincipalName(raw: RawMesh, name: string): boolean {
-  for (const svc of Object.values(raw.services ?? {})) if (svc?.principals?.includes(name)) return true
+  for (const svc of Object.values(raw.services ?? {})) {
+    if (svc?.principals?.includes(name)) return true
+    for (const t of Object.values(svc?.targets ?? {})) if (t?.lambda?.split(':')[0] === name) return true
+  }
   return false
 }
 

@@ -23,12 +23,31 @@ export function functionName(arn: string): string | undefined {
 
 const indexes = new WeakMap<MeshConfig, ReadonlyMap<string, string>>()
 
-/** principal → service, built once per config (normalize.ts has made each principal name one service). */
+/**
+ * principal → service, built once per config (normalize.ts has made each listed principal name one
+ * service). A Lambda target's function is a principal of its service too, derived rather than
+ * listed: `reviews: { targets: { v1: { lambda: reviews-v1 } } }` makes a token minted by reviews-v1
+ * a call from reviews. A function that is a target of two services names neither (ambiguous), and
+ * an explicit `principals` entry always wins.
+ */
 export function principalIndex(config: MeshConfig): ReadonlyMap<string, string> {
   let index = indexes.get(config)
   if (index === undefined) {
     const m = new Map<string, string>()
-    for (const svc of Object.values(config.services)) for (const p of svc.principals ?? []) m.set(p, svc.name)
+    const derived = new Map<string, string | null>()
+    for (const svc of Object.values(config.services)) {
+      for (const p of svc.principals ?? []) m.set(p, svc.name)
+      for (const t of Object.values(svc.targets)) {
+        if (t.kind !== 'lambda') continue
+        const name = t.functionName.startsWith('arn:') ? functionName(t.functionName) : t.functionName
+        for (const p of [t.functionName, name]) {
+          if (p === undefined) continue
+          const prev = derived.get(p)
+          derived.set(p, prev === undefined || prev === svc.name ? svc.name : null)
+        }
+      }
+    }
+    for (const [p, service] of derived) if (service !== null && !m.has(p)) m.set(p, service)
     index = m
     indexes.set(config, index)
   }

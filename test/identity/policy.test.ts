@@ -185,3 +185,38 @@ describe('the receiver', () => {
     expect((await ask()).status).toBe(401)
   })
 })
+
+describe('derived principals', () => {
+  it("a Lambda target's function is a principal of its service, unless listed elsewhere or ambiguous", async () => {
+    const config = await loadConfigText(
+      `
+version: 1
+mesh: m
+identity: { issuers: [https://issuer.example], audience: https://m.mesh }
+services:
+  reviews:
+    targets: { v1: { lambda: reviews-v1 }, v2: { lambda: 'arn:aws:lambda:us-east-1:123456789012:function:reviews-v2:live' } }
+  ratings:
+    principals: [shared-fn]
+    targets: { v1: { lambda: ratings-v1 }, v2: { lambda: shared-fn } }
+  details:
+    targets: { v1: { lambda: shared-fn }, v2: { lambda: both-fn } }
+  other:
+    targets: { v1: { lambda: both-fn } }
+    authorization: { rules: [{ from: [reviews-v1] }] }
+`,
+      'mesh.yaml',
+    )
+    const index = principalIndex(config)
+    expect(index.get('reviews-v1')).toBe('reviews')
+    expect(index.get('reviews-v2')).toBe('reviews')
+    expect(index.get('ratings-v1')).toBe('ratings')
+    expect(index.get('shared-fn')).toBe('ratings')
+    expect(index.has('both-fn')).toBe(false)
+    const caller = callerOf(
+      { subject: role('r'), functionArn: fn('reviews-v2'), issuer: '', expires: 0 },
+      index,
+    )
+    expect(caller.service).toBe('reviews')
+  })
+})
