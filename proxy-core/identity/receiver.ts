@@ -21,7 +21,7 @@ import {
 import { audienceFor } from './audience.ts'
 import { type Caller, callerLabel, callerOf, principalIndex } from './caller.ts'
 import { createJwksCache, type FetchJwks, type JwksCache } from './jwks.ts'
-import { DEFAULT_RULE, decide, policyFor, type ServicePolicy } from './policy.ts'
+import { decide, policyFor, type ServicePolicy } from './policy.ts'
 import { createRateLimiter, type RateLimiter } from './rate-limit.ts'
 import { LEEWAY_SECONDS, type TokenProblem, type VerifiedToken, verifyToken } from './verify.ts'
 
@@ -243,9 +243,7 @@ export function createReceiver(opts: ReceiverOptions): Receiver {
       }
       call.errorCode = ErrorCodes.forbidden
       count(MeshEventKinds.authzDeny, call.service)
-      return Promise.resolve(
-        refusal(ErrorCodes.forbidden, d.rule === DEFAULT_RULE ? undefined : { rule: d.rule }),
-      )
+      return Promise.resolve(refusal(ErrorCodes.forbidden))
     }
 
   const rateLimit =
