@@ -12,18 +12,27 @@
 //               node:http from process.getBuiltinModule); all to one loopback upstream in this process
 // warm fetch  = the invocation after that, for scale
 //
+// Two more variants price mesh identity (issue 18), with a local STS and HTTPS issuer in this process:
+// `mesh+caller`, the same function in a mesh with `identity` (its first fetch also loads the caller
+// side and the STS client and mints a token from the local STS), and `mesh+receiver`, a function whose
+// service has an authorization policy and whose events carry a token (its first call also loads jose,
+// fetches the JWKS over HTTPS and verifies).
+//
 //   node bench/cold-start.ts [runs per variant, default 60]
 import { execFileSync, spawn } from 'node:child_process'
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { build } from 'esbuild'
+import { startIdentityProvider } from '../test/helpers/sts-endpoint.ts'
 
 const ROOT = resolve(import.meta.dirname, '..')
 const RUNS = Number(process.argv[2] ?? 60)
-const work = mkdtempSync(join(tmpdir(), 'meshgate-cold-'))
+// Under the repository: the bundles keep @aws-sdk/* external (the Lambda runtime provides it), and
+// the STS client is then found in node_modules.
+mkdirSync(join(ROOT, 'test-artifacts'), { recursive: true })
+const work = mkdtempSync(join(ROOT, 'test-artifacts', 'meshgate-cold-'))
 
 // The upstream every variant's outbound call reaches (loopback, answers at once).
 const upstream = createServer((_req, res) => res.end('{"stars":5}'))
@@ -70,6 +79,8 @@ export const handler = middy(async (event) => {
 }).use(captureLambdaHandler(tracer)).use(logMetrics(metrics))
 `,
 }
+sources['mesh+caller'] = sources.mesh!
+sources['mesh+receiver'] = sources.mesh!
 const variants = Object.keys(sources)
 
 // Only HTTP targets: the Lambda client is never loaded.
@@ -93,6 +104,52 @@ const meshConfig = {
 const configPath = join(work, 'mesh.json')
 writeFileSync(configPath, JSON.stringify(meshConfig))
 
+const idp = await startIdentityProvider()
+idp.identities.set('AKIDBENCH', {
+  role: 'arn:aws:iam::123456789012:role/bench',
+  functionArn: 'arn:aws:lambda:us-east-1:123456789012:function:bench',
+})
+const identity = { issuers: [idp.issuer], audience: 'https://bench.mesh' }
+const callerConfig = join(work, 'mesh-caller.json')
+writeFileSync(callerConfig, JSON.stringify({ ...meshConfig, identity }))
+const receiverConfig = join(work, 'mesh-receiver.json')
+writeFileSync(
+  receiverConfig,
+  JSON.stringify({
+    ...meshConfig,
+    identity,
+    services: {
+      ...meshConfig.services,
+      productpage: { principals: ['bench-caller'], targets: { v1: { http: UPSTREAM } } },
+      reviews: { ...meshConfig.services.reviews, authorization: { rules: [{ from: ['productpage'] }] } },
+    },
+  }),
+)
+// Valid for the whole run (an hour); the receiver's first call verifies it.
+const benchToken = await idp.sign(
+  {
+    sub: 'arn:aws:iam::123456789012:role/shared',
+    aud: 'https://bench.mesh/reviews',
+    'https://sts.amazonaws.com/': {
+      lambda_source_function_arn: 'arn:aws:lambda:us-east-1:123456789012:function:bench-caller',
+    },
+  },
+  { expiresIn: 3600 },
+)
+const variantEnv: Record<string, Record<string, string>> = {
+  'mesh+caller': {
+    MESHGATE_CONFIG: callerConfig,
+    AWS_ACCESS_KEY_ID: 'AKIDBENCH',
+    AWS_SECRET_ACCESS_KEY: 'bench',
+    AWS_ENDPOINT_URL_STS: idp.stsUrl,
+  },
+  'mesh+receiver': {
+    MESHGATE_CONFIG: receiverConfig,
+    MESHGATE_IDENTITY_CA: idp.caFile,
+    BENCH_TOKEN: benchToken,
+  },
+}
+
 // The child: time the import, the first invocation, the first and a warm outbound call.
 const runner = join(work, 'runner.mjs')
 writeFileSync(
@@ -102,16 +159,19 @@ const t0 = performance.now()
 const mod = await import(process.argv[2])
 if (typeof mod.handler !== 'function') throw new Error('no handler export')
 const t1 = performance.now()
-const event = { version: '2.0', rawPath: '/reviews/0', rawQueryString: '', headers: {},
+const event = { version: '2.0', rawPath: '/reviews/0', rawQueryString: '',
+  headers: process.env.BENCH_TOKEN ? { 'x-meshgate-identity': process.env.BENCH_TOKEN } : {},
   requestContext: { http: { method: 'GET', path: '/reviews/0', sourceIp: '127.0.0.1' } } }
 const context = { functionName: 'bench', awsRequestId: '1', getRemainingTimeInMillis: () => 30000 }
 const write = process.stdout.write.bind(process.stdout)
 process.stdout.write = () => true // EMF lines: not part of the report
-await mod.handler(event, context)
+// A fresh event per invocation, as Lambda delivers them (the receiver strips the token from it).
+const ev = (extra) => ({ ...event, headers: { ...event.headers }, ...extra })
+await mod.handler(ev({}), context)
 const t2 = performance.now()
-const first = await mod.handler({ ...event, call: true }, context)
+const first = await mod.handler(ev({ call: true }), context)
 const t3 = performance.now()
-const warm = await mod.handler({ ...event, call: true }, context)
+const warm = await mod.handler(ev({ call: true }), context)
 const t4 = performance.now()
 if (first.statusCode !== 200 || warm.statusCode !== 200) throw new Error('call failed: ' + JSON.stringify(first))
 write(JSON.stringify({ init: t1 - t0, firstCall: t2 - t1, firstFetch: t3 - t2, warmFetch: t4 - t3 }))
@@ -171,10 +231,10 @@ const childEnv = {
 type Sample = { init: number; firstCall: number; firstFetch: number; warmFetch: number }
 type Measure = keyof Sample
 
-function runOnce(file: string): Promise<Sample> {
+function runOnce(file: string, variant: string): Promise<Sample> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(process.execPath, [runner, file], {
-      env: childEnv,
+      env: { ...childEnv, ...variantEnv[variant] },
       stdio: ['ignore', 'pipe', 'pipe'],
     })
     let out = ''
@@ -205,12 +265,12 @@ const nodeStart: number[] = []
 const samples: Record<string, Record<Measure, number[]>> = {}
 for (const v of variants) samples[v] = { init: [], firstCall: [], firstFetch: [], warmFetch: [] }
 // Warm the page cache once per variant, untimed.
-for (const v of variants) await runOnce(bundles[v]!.file)
+for (const v of variants) await runOnce(bundles[v]!.file, v)
 for (let round = 0; round < RUNS; round++) {
   // Rotate the order each round so no variant always runs right after another.
   for (let k = 0; k < variants.length; k++) {
     const v = variants[(round + k) % variants.length]!
-    const r = await runOnce(bundles[v]!.file)
+    const r = await runOnce(bundles[v]!.file, v)
     for (const k of Object.keys(r) as Measure[]) samples[v]![k].push(r[k])
   }
   if (round % 10 === 0) {
@@ -260,6 +320,20 @@ const ptFetch = med('powertools', 'firstFetch') - med('bare', 'firstFetch')
 console.log(
   `\nfirst outbound call over bare fetch: mesh.fetch ${meshFetch.toFixed(2)} ms, Powertools ${ptFetch.toFixed(2)} ms`,
 )
+// Identity: what the caller side adds to the first outbound call, and the receiver to the first call.
+const callerFetch = med('mesh+caller', 'firstFetch') - med('mesh', 'firstFetch')
+const callerInit = med('mesh+caller', 'init') - med('mesh', 'init')
+const receiverFirst = med('mesh+receiver', 'firstCall') - med('mesh', 'firstCall')
+const receiverWarm = med('mesh+receiver', 'warmFetch') - med('mesh', 'warmFetch')
+console.log('\nidentity over mesh()       ms')
+console.log(`caller: init            ${fmt(callerInit, 2)}   (nothing identity-related loads at init)`)
+console.log(
+  `caller: first fetch     ${fmt(callerFetch, 2)}   (loads the caller side + STS client, mints from a loopback STS)`,
+)
+console.log(
+  `receiver: first call    ${fmt(receiverFirst, 2)}   (loads jose, fetches the JWKS over loopback HTTPS, verifies)`,
+)
+console.log(`receiver: warm call     ${fmt(receiverWarm, 2)}   (verifies the cached-key token again)`)
 const checks = [
   [`the first mesh.fetch costs <= 10 ms over the bare handler's first fetch`, meshFetch <= 10],
   [`mesh() adds <= 10 ms of init`, meshInit <= 10],
@@ -270,4 +344,5 @@ console.log('')
 for (const [what, ok] of checks) console.log(`${ok ? 'PASS' : 'FAIL'}  ${what}`)
 
 upstream.close()
+await idp.close()
 rmSync(work, { recursive: true, force: true })

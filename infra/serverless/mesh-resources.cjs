@@ -84,6 +84,30 @@ function servicesCalled(mesh, fn) {
 }
 
 /**
+ * Mesh identity (docs/security.md): a function that calls mesh services may mint STS web identity
+ * tokens for exactly those services' audiences (`<identity.audience>/<service>`), signed RS256, for
+ * at most 15 minutes (what meshgate asks for). undefined when the mesh has no identity or the
+ * function calls nothing.
+ */
+function identityStatement(mesh, fn) {
+  const audience = mesh.identity?.audience
+  if (typeof audience !== 'string') return undefined
+  const called = servicesCalled(mesh, fn)
+  if (called.length === 0) return undefined
+  const base = audience.replace(/\/+$/, '')
+  return {
+    Effect: 'Allow',
+    Action: 'sts:GetWebIdentityToken',
+    Resource: '*',
+    Condition: {
+      'ForAllValues:StringEquals': { 'sts:IdentityTokenAudience': called.map((s) => `${base}/${s}`).sort() },
+      StringEquals: { 'sts:SigningAlgorithm': 'RS256' },
+      NumericLessThanEquals: { 'sts:DurationSeconds': 900 },
+    },
+  }
+}
+
+/**
  * The live config source, or undefined for the bundled file. AppConfig URLs must carry IDs (not
  * names): IAM scopes the permission to the profile's ARN, which is built from IDs.
  */
@@ -229,6 +253,7 @@ function reachableTargets(mesh, functions) {
 }
 
 module.exports = {
+  identityStatement,
   reachableTargets,
   rolloutStatements,
   vpcConfigs,
@@ -316,6 +341,13 @@ module.exports = {
               { Effect: 'Allow', Action: 'lambda:InvokeFunction', Resource: specs.map(functionArn) },
             ],
           },
+        })
+      }
+      const tokens = identityStatement(mesh, settings.functions?.[key] ?? {})
+      if (tokens) {
+        policies.push({
+          PolicyName: 'meshgate-identity-tokens',
+          PolicyDocument: { Version: '2012-10-17', Statement: [tokens] },
         })
       }
       if (live) {

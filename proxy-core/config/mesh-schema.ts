@@ -251,9 +251,62 @@ const listener = object({
   connectTimeout: optional(duration('longest wait for one connect to a target (default 5s)')),
 })
 
+// Identity and authorization (DESIGN; proxy-core/identity/). A principal is a role ARN, a Lambda
+// function ARN or a function name; `from` takes those, service names, or `*` (any authenticated caller).
+const PRINCIPAL = /^(arn:aws[a-z-]*:(iam|lambda|sts):[a-z0-9-]*:[0-9]{12}:[!-~]+|[A-Za-z0-9_-]{1,64})$/
+const principal = string({ pattern: PRINCIPAL, hint: 'a role ARN, a Lambda function ARN or a function name' })
+const caller = string({
+  pattern: /^(\*|arn:aws[a-z-]*:(iam|lambda|sts):[a-z0-9-]*:[0-9]{12}:[!-~]+|[A-Za-z0-9_-]{1,64})$/,
+  hint: 'a service, a principal (role ARN, function ARN or name), or *',
+})
+const authorizationMode = string({
+  enum: ['enforce', 'audit'],
+  description: 'audit: log and count, never refuse',
+})
+const authorizationDefault = string({ enum: ['deny', 'allow'], description: 'when no rule allows' })
+const authorization = object({
+  mode: optional(authorizationMode),
+  default: optional(authorizationDefault),
+  rules: optional(
+    list(
+      object({
+        name: optional(name()),
+        from: optional(list(caller, { minItems: 1 })),
+        match: optional(
+          object({
+            path: optional(
+              object(
+                {
+                  exact: optional(absolutePath()),
+                  prefix: optional(absolutePath()),
+                  regex: optional(regex()),
+                },
+                { exactlyOne: ['exact', 'prefix', 'regex'] },
+              ),
+            ),
+            method: optional(either(method, list(method, { minItems: 1 }), 'a method, or a list of them')),
+            headers: optional(record(valueMatch, { key: HEADER_NAME, keyHint: 'an HTTP header name' })),
+          }),
+        ),
+      }),
+    ),
+  ),
+})
+const bucket = {
+  rps: number({ min: 0.001, hint: 'requests per second, more than 0' }),
+  burst: optional(number({ min: 1, integer: true, description: 'bucket size (default: rps, at least 1)' })),
+}
+const rateLimit = object({
+  ...bucket,
+  perCaller: optional(record(object(bucket), { keyHint: 'a service or a principal' })),
+})
+
 const service = object({
   listener: optional(listener),
   targets: record(target, { key: NAME, keyHint: NAME_HINT, minProperties: 1 }),
+  principals: optional(list(principal, { description: 'who is this service' })),
+  authorization: optional(authorization),
+  rateLimit: optional(rateLimit),
   routes: optional(list(routeSchema)),
   outlierDetection: optional(outlierSchema),
   circuitBreaker: optional(circuitBreakerSchema),
@@ -287,6 +340,17 @@ export const meshSchema = object(
       }),
     ),
     services: record(service, { key: NAME, keyHint: NAME_HINT, minProperties: 1 }),
+    identity: optional(
+      object({
+        issuers: list(string({ pattern: /^https:\/\/[^/\s?#]+$/, hint: 'an https:// issuer URL' }), {
+          minItems: 1,
+        }),
+        audience: string({ pattern: /^\S{1,900}$/, hint: 'an audience string' }),
+      }),
+    ),
+    authorization: optional(
+      object({ mode: optional(authorizationMode), default: optional(authorizationDefault) }),
+    ),
     tracing: optional(
       object({
         sampling: optional(

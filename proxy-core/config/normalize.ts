@@ -3,6 +3,8 @@
 
 import { DEFAULT_PATH_NORMALIZATION, type EscapedSlashAction } from '../engine/path-normalize.ts'
 import type {
+  AuthorizationMode,
+  AuthorizationRuleConfig,
   CloudMapTargetConfig,
   GatewayRouteConfig,
   HeaderOps,
@@ -433,6 +435,102 @@ function grpcRouteProblems(
   }
 }
 
+/** A service's principals, authorization and rate limit, with their defaults and references checked. */
+function identityKeys(
+  svc: RawService,
+  sPath: ConfigPath,
+  raw: RawMesh,
+  problems: Problem[],
+): Pick<ServiceConfig, 'principals' | 'authorization' | 'rateLimit'> {
+  const out: Pick<ServiceConfig, 'principals' | 'authorization' | 'rateLimit'> = {}
+  if (svc.principals !== undefined) out.principals = svc.principals.filter((p) => p !== undefined)
+  const needsIdentity = (what: string, at: ConfigPath) => {
+    if (raw.identity === undefined)
+      problems.push({
+        path: at,
+        message: `${what} needs the mesh's identity: { issuers, audience }`,
+        atKey: true,
+      })
+  }
+  const known = (caller: string) =>
+    caller === '*' ||
+    caller in (raw.services ?? {}) ||
+    caller.startsWith('arn:') ||
+    isPrincipalName(raw, caller)
+  const a = svc.authorization
+  if (a !== undefined) {
+    needsIdentity('authorization', [...sPath, 'authorization'])
+    const rules: AuthorizationRuleConfig[] = []
+    ;(a.rules ?? []).forEach((r, i) => {
+      if (!r) return
+      const from = (r.from ?? ['*']).filter((f) => f !== undefined)
+      from.forEach((f, j) => {
+        if (!known(f))
+          problems.push({
+            path: [...sPath, 'authorization', 'rules', i, 'from', j],
+            message: `"${f}" is neither a service of the mesh nor a principal any service lists`,
+          })
+      })
+      rules.push({
+        name: r.name ?? `rule-${i}`,
+        from,
+        match: normalizeMatch(r.match as RawMatch | undefined),
+      })
+    })
+    out.authorization = {
+      mode: (a.mode ?? raw.authorization?.mode ?? 'enforce') as AuthorizationMode,
+      default: (a.default ?? raw.authorization?.default ?? 'deny') as 'deny' | 'allow',
+      rules,
+    }
+  }
+  const rl = svc.rateLimit
+  if (rl !== undefined && rl.rps !== undefined) {
+    const bucket = (b: { rps: number; burst?: number }) => ({
+      rps: b.rps,
+      burst: b.burst ?? Math.max(1, Math.ceil(b.rps)),
+    })
+    const perCaller: Record<string, { rps: number; burst: number }> = {}
+    for (const [caller, b] of Object.entries(rl.perCaller ?? {})) {
+      if (b?.rps === undefined) continue
+      if (!known(caller))
+        problems.push({
+          path: [...sPath, 'rateLimit', 'perCaller', caller],
+          message: `"${caller}" is neither a service of the mesh nor a principal any service lists`,
+          atKey: true,
+        })
+      perCaller[caller] = bucket(b)
+    }
+    out.rateLimit = { ...bucket(rl), perCaller }
+  }
+  return out
+}
+
+/** A listed principal, or a Lambda target's function (identity/caller.ts derives those). */
+function isPrincipalName(raw: RawMesh, name: string): boolean {
+  for (const svc of Object.values(raw.services ?? {})) {
+    if (svc?.principals?.includes(name)) return true
+    for (const t of Object.values(svc?.targets ?? {})) if (t?.lambda?.split(':')[0] === name) return true
+  }
+  return false
+}
+
+/** A principal names one service: two services claiming it would make every caller ambiguous. */
+function checkPrincipals(raw: RawMesh, problems: Problem[]): void {
+  const owner = new Map<string, string>()
+  for (const [name, svc] of Object.entries(raw.services ?? {})) {
+    svc?.principals?.forEach((p, i) => {
+      if (p === undefined) return
+      const prev = owner.get(p)
+      if (prev !== undefined && prev !== name)
+        problems.push({
+          path: ['services', name, 'principals', i],
+          message: `principal "${p}" is already service ${prev}'s: a principal names one service`,
+        })
+      else owner.set(p, name)
+    })
+  }
+}
+
 export function normalizeMesh(raw: RawMesh, source: string, problems: Problem[]): MeshConfig {
   const d: NonNullable<RawMesh['defaults']> = raw.defaults ?? {}
   const defaultRetries = mergeRetries(DEFAULT_RETRIES, d.retries)
@@ -584,8 +682,10 @@ export function normalizeMesh(raw: RawMesh, source: string, problems: Problem[])
       outlierDetection: { ...defaultOutlier, ...svc.outlierDetection },
       circuitBreaker: { ...defaultBreaker, ...svc.circuitBreaker },
       retryBudget: { ...defaultBudget, ...svc.retryBudget },
+      ...identityKeys(svc, sPath, raw, problems),
     }
   }
+  checkPrincipals(raw, problems)
 
   const gatewayRoutes: GatewayRouteConfig[] = []
   ;(raw.gateway?.routes ?? []).forEach((g, i) => {
@@ -616,6 +716,17 @@ export function normalizeMesh(raw: RawMesh, source: string, problems: Problem[])
     mesh: raw.mesh,
     gateway: { routes: gatewayRoutes },
     services,
+    ...(raw.identity === undefined
+      ? {}
+      : { identity: { issuers: raw.identity.issuers, audience: raw.identity.audience.replace(/\/+$/, '') } }),
+    ...(raw.authorization === undefined
+      ? {}
+      : {
+          authorization: {
+            mode: (raw.authorization.mode ?? 'enforce') as AuthorizationMode,
+            default: (raw.authorization.default ?? 'deny') as 'deny' | 'allow',
+          },
+        }),
     tracing: { sampling: { ...DEFAULT_SAMPLING, ...raw.tracing?.sampling } },
     accessLog: raw.accessLog ?? true,
     pathNormalization: {

@@ -31,6 +31,11 @@ export const ErrorCodes = {
   /** A transfer coding the edge does not implement (501). */
   notImplemented: 'not_implemented',
   versionNotSupported: 'version_not_supported',
+  // Receiver refusals (proxy-core/identity/): no valid token, a caller the policy does not allow, a
+  // caller over its rate.
+  unauthenticated: 'unauthenticated',
+  forbidden: 'forbidden',
+  rateLimited: 'rate_limited',
 } as const
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes]
 
@@ -53,6 +58,9 @@ const STATUS: Readonly<Record<ErrorCode, number>> = {
   headers_too_large: 431,
   not_implemented: 501,
   version_not_supported: 505,
+  unauthenticated: 401,
+  forbidden: 403,
+  rate_limited: 429,
 }
 
 /**

@@ -1,7 +1,7 @@
 // The request path, shared by the Lambda middleware and the sidecar. A routed request passes through
 // the layers below in this order (linkerd2-proxy's route stack), composed once per runtime:
 //
-//   observe → faults → split (+ mirror) → rewrite → route timeout → retry → attempt (breaker) → invoker
+//   observe → faults → identify → split (+ mirror) → rewrite → route timeout → retry → attempt (breaker) → invoker
 //
 // Policy is the frozen CompiledMesh; state (budgets, ejections, breakers, balancers) lives in the
 // per-service and per-target objects below, and a request's own state in its `Call`.
@@ -30,6 +30,7 @@ import { createRetryBudget, type RetryBudget } from './retry-budget.ts'
 import { type AttemptOutcome, isRecordedBody, isReplayableBody, mayRetryRequest } from './retry-policy.ts'
 import {
   type AttemptRequest,
+  type CallerIdentity,
   type CancelSignal,
   type Clock,
   type Endpoint,
@@ -298,6 +299,47 @@ const faults =
       return next(call)
     }
     return (call) => (call.route.fault ? inject(call, call.route.fault) : next(call))
+  }
+
+/** The header a caller's identity token travels in (DESIGN; proxy-core/identity/). */
+const IDENTITY_HEADER = 'x-meshgate-identity'
+
+/**
+ * The caller's identity token for the destination service, in `x-meshgate-identity`; whatever the app
+ * put there itself is dropped, so an app can neither forge nor replay one. A cached token is set
+ * without an async frame; only the first call to a destination waits for the mint. Without identity
+ * (no `identity` in the config, or no token source) the layer passes straight through.
+ */
+const identify =
+  (identity: CallerIdentity | undefined, enabled: boolean): Layer =>
+  (next) => {
+    if (identity === undefined || !enabled) return next
+    const attach = (call: Call, token: string | undefined) => {
+      if (token === undefined) delete call.req.headers[IDENTITY_HEADER]
+      else call.req.headers[IDENTITY_HEADER] = token
+    }
+    return (call) => {
+      let token: ReturnType<CallerIdentity['tokenFor']>
+      try {
+        token = identity.tokenFor(call.svc.compiled.name)
+      } catch {
+        token = undefined
+      }
+      if (typeof token === 'string' || token === undefined) {
+        attach(call, token)
+        return next(call)
+      }
+      return token.then(
+        (t) => {
+          attach(call, t)
+          return next(call)
+        },
+        () => {
+          attach(call, undefined)
+          return next(call)
+        },
+      )
+    }
   }
 
 /** Picks the target (sticky by header or cookie, else weighted) and fires the mirror copy. */
@@ -682,6 +724,7 @@ export function createMeshRuntime(
   const layers: Layer[] = [
     observe(env), // error table + one RequestEvent per request
     faults(env), // injected delay / abort, before any upstream is touched
+    identify(options.identity, mesh.config.identity !== undefined), // caller token for the destination
     split(env, mirrorer(env)), // weighted or sticky target choice; mirror copy
     rewrite, // header operations and path/host rewrite
     retry(env), // attempts, budget, backoff, all within the route timeout

@@ -212,6 +212,41 @@ export interface ServiceConfig {
   outlierDetection: OutlierConfig
   circuitBreaker: CircuitBreakerConfig
   retryBudget: RetryBudgetConfig
+  /** Who is this service: role ARNs, Lambda function names or ARNs (DESIGN "Identity and authorization"). */
+  principals?: string[]
+  /** Allow rules, judged on the receiver before the app sees anything (proxy-core/identity/). */
+  authorization?: AuthorizationConfig
+  /** Token buckets per caller identity, on the receiver. */
+  rateLimit?: RateLimitConfig
+}
+/** `enforce` refuses; `audit` lets the request pass and records what it would have refused (Linkerd). */
+export type AuthorizationMode = 'enforce' | 'audit'
+export interface AuthorizationRuleConfig {
+  name: string
+  /** Caller services or principals; `*` is any authenticated caller. */
+  from: string[]
+  match: RouteMatchConfig
+}
+export interface AuthorizationConfig {
+  mode: AuthorizationMode
+  default: 'deny' | 'allow'
+  rules: AuthorizationRuleConfig[]
+}
+export interface RateBucketConfig {
+  /** Tokens added per second. */
+  rps: number
+  /** Bucket size. */
+  burst: number
+}
+export interface RateLimitConfig extends RateBucketConfig {
+  /** Buckets of their own for named callers (a service or a principal). */
+  perCaller: Record<string, RateBucketConfig>
+}
+export interface IdentityConfig {
+  /** Trusted token issuers (`https://<id>.tokens.sts.global.api.aws`); JWKS at `/.well-known/jwks.json`. */
+  issuers: string[]
+  /** The mesh's audience; a token for service S carries `<audience>/<S>` (identity/audience). */
+  audience: string
 }
 export interface GatewayRouteConfig {
   name: string
@@ -228,6 +263,10 @@ export interface MeshConfig {
   mesh: string
   gateway: { routes: GatewayRouteConfig[] }
   services: Record<string, ServiceConfig>
+  /** Callers prove who they are with STS web identity tokens; absent: no tokens minted or checked. */
+  identity?: IdentityConfig
+  /** The mesh-wide authorization default for services without their own (no rules). */
+  authorization?: Omit<AuthorizationConfig, 'rules'>
   tracing: TracingConfig
   accessLog: boolean
   /** How request paths are normalized where they enter the mesh (engine/path-normalize.ts). */
@@ -422,6 +461,9 @@ export interface RequestEvent {
   /** gRPC calls: the status code from the headers (trailers-only) or the trailers. */
   grpcStatus?: number
   trace?: TraceContext
+  /** Receivers with identity: the caller (its service, else its principal), and the rule that decided. */
+  caller?: string
+  rule?: string
 }
 
 export const MeshEventKinds = {
@@ -429,6 +471,12 @@ export const MeshEventKinds = {
   circuitOpen: 'circuit-open',
   retryBudgetExhausted: 'retry-budget-exhausted',
   mirror: 'mirror',
+  // Receiver decisions (proxy-core/identity/): one count per request that met a policy.
+  authzAllow: 'authz-allow',
+  authzDeny: 'authz-deny',
+  authzAudit: 'authz-audit',
+  unauthenticated: 'unauthenticated',
+  rateLimited: 'rate-limited',
 } as const
 export type MeshEventKind = (typeof MeshEventKinds)[keyof typeof MeshEventKinds]
 
@@ -458,6 +506,17 @@ export interface MeshRuntimeOptions {
    * it calls unhealthy is skipped by the balancer, as an ejected one is. Asked once per target.
    */
   health?: (service: string, target: string) => EndpointHealthView | undefined
+  /**
+   * The caller side of mesh identity: the token that goes out in `x-meshgate-identity` on every call
+   * to `service`. A cached token comes back as a string (no promise on the request path); undefined
+   * sends the call without one (the receiver decides).
+   */
+  identity?: CallerIdentity
+}
+
+/** Tokens for outgoing mesh calls, one per destination service (proxy-core/identity/). */
+export interface CallerIdentity {
+  tokenFor(service: string): string | undefined | Promise<string | undefined>
 }
 
 /** What the runtime asks of a target's health checks, and tells them when discovery moves endpoints. */

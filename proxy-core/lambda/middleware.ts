@@ -29,8 +29,10 @@ import { edgePath } from '../engine/path-normalize.ts'
 import { createMeshRuntime } from '../engine/runtime.ts'
 import type {
   AttemptEvent,
+  CallerIdentity,
   HeaderMap,
   Invoker,
+  MeshConfig,
   MeshResponse,
   MeshRuntime,
   TelemetrySink,
@@ -46,6 +48,7 @@ import { createSampler, type Sampler } from '../telemetry/sampler.ts'
 import { newSpanId, newTraceId, parseTraceHeaders, parseXRayTraceId } from '../telemetry/trace-context.ts'
 import { segmentForRequest, subsegmentForAttempt } from '../telemetry/xray.ts'
 import { createXRayEmitter, type XRayEmitter } from '../telemetry/xray-emitter.ts'
+import type { LambdaReceiver } from './receive.ts'
 
 export interface MeshOptions {
   /** This function's mesh service, for metrics and traces. Default: `MESHGATE_SERVICE`, then the function name. */
@@ -123,6 +126,8 @@ interface Generation {
 
 interface Container {
   live: LiveConfig<Generation>
+  /** The receiver of each service this container's functions are, made on first need (receive.ts). */
+  receiver(service: string): Promise<LambdaReceiver>
   registry: MetricsRegistry
   coldStart: boolean
   /** Epoch ms minus clock ms, for X-Ray times. */
@@ -160,14 +165,54 @@ function lazyLambdaInvoker(): Invoker {
 
 /** A config notice (reload, refusal, staleness) as one JSON line, beside the access log and EMF. */
 function configNotice(line: string): void {
-  process.stdout.write(
-    `${JSON.stringify({ time: new Date().toISOString(), type: 'config', message: line })}\n`,
+  noticeLine('config', line)
+}
+
+function noticeLine(type: string, message: string): void {
+  process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), type, message })}\n`)
+}
+
+/**
+ * The caller side of mesh identity, loaded on the first mesh call of a config that names `identity`
+ * (the engine's identify layer asks only then): a function that never calls the mesh never loads the
+ * STS client or makes an STS call.
+ */
+function lazyCallerIdentity(config: () => MeshConfig): CallerIdentity {
+  let source: CallerIdentity | undefined
+  let loading: Promise<CallerIdentity> | undefined
+  return {
+    tokenFor(service) {
+      if (source !== undefined) return source.tokenFor(service)
+      loading ??= import('../identity/index.ts').then((m) => {
+        source = m.createCallerIdentity({
+          config,
+          clock: systemClock,
+          onError: (message) => noticeLine('identity', message),
+        })
+        return source
+      })
+      loading.catch(() => {
+        loading = undefined
+      })
+      return loading.then((s) => s.tokenFor(service))
+    },
+  }
+}
+
+/** Whether `service` has a receiver policy under `config` (identity/policy.ts decides the rest). */
+function hasReceiverPolicy(config: MeshConfig, service: string): boolean {
+  const svc = config.services[service]
+  return (
+    svc !== undefined &&
+    (svc.authorization !== undefined || svc.rateLimit !== undefined || config.authorization !== undefined)
   )
 }
 
 /** What mesh() read from the environment for its config source, once, when the handler was built. */
 interface SourceSettings {
   pollMs: number
+  /** MESHGATE_IDENTITY_CA: a PEM bundle trusted beside the system's roots for issuers' JWKS. */
+  identityCa: string | undefined
   /** MESHGATE_APPCONFIG_AGENT: the extension's address, or `off`. */
   agent: string | undefined
 }
@@ -206,6 +251,27 @@ function createContainer(configSource: string, settings: SourceSettings): Promis
       },
     }
     const invokers = { http: createNodeHttpInvoker(), lambda: lazyLambdaInvoker() }
+    const currentConfig = () => live!.current().runtime.config
+    const identity = lazyCallerIdentity(currentConfig)
+    const receivers = new Map<string, Promise<LambdaReceiver>>()
+    const receiver = (service: string): Promise<LambdaReceiver> => {
+      let r = receivers.get(service)
+      if (r === undefined) {
+        r = import('./receive.ts').then((m) =>
+          m.createLambdaReceiver({
+            service,
+            config: currentConfig,
+            clock: systemClock,
+            telemetry,
+            caFile: settings.identityCa,
+            onError: (message) => noticeLine('identity', message),
+          }),
+        )
+        r.catch(() => receivers.delete(service))
+        receivers.set(service, r)
+      }
+      return r
+    }
     live = await createLiveConfig<Generation>({
       source: openConfigSource(configSource, {
         pollMs,
@@ -215,7 +281,11 @@ function createContainer(configSource: string, settings: SourceSettings): Promis
       async build(version, previous) {
         const config = await loadConfigText(version.text, version.name)
         return {
-          runtime: createMeshRuntime(compileMesh(config), { invokers, telemetry }, previous?.runtime),
+          runtime: createMeshRuntime(
+            compileMesh(config),
+            { invokers, telemetry, identity },
+            previous?.runtime,
+          ),
           sampler: createSampler(config.tracing.sampling, systemClock, systemRandom),
         }
       },
@@ -227,6 +297,7 @@ function createContainer(configSource: string, settings: SourceSettings): Promis
     })
     return {
       live,
+      receiver,
       registry,
       coldStart: true,
       epochOffsetMs: offset,
@@ -385,6 +456,7 @@ export function mesh(options?: MeshOptions): MeshMiddleware {
   const sourceSettings: SourceSettings = {
     pollMs: parsePollInterval(process.env.MESHGATE_CONFIG_POLL),
     agent: process.env.MESHGATE_APPCONFIG_AGENT,
+    identityCa: process.env.MESHGATE_IDENTITY_CA,
   }
 
   /** The invocation's own segment, for a trace meshgate started (see InvocationState.owned). */
@@ -454,7 +526,7 @@ export function mesh(options?: MeshOptions): MeshMiddleware {
     })
   }
 
-  async function meshBefore(request: AnyRequest): Promise<void> {
+  async function meshBefore(request: AnyRequest): Promise<unknown> {
     const container = await createContainer(configSource!, sourceSettings)
     // Take this invocation's config first, then maybe start looking for the next one: the check runs
     // beside the handler and never delays it.
@@ -485,6 +557,14 @@ export function mesh(options?: MeshOptions): MeshMiddleware {
     const meshContext: MeshContext = { fetch, service, trace, runtime: generation.runtime }
     request.context.mesh = meshContext
     watchEarlyResponse(request, state)
+    // The receiver's policy, before the handler sees anything: a refusal is the response (middy
+    // then runs no handler and no after hook; watchEarlyResponse flushes).
+    const config = generation.runtime.config
+    if (hasReceiverPolicy(config, service)) {
+      const refusal = await (await container.receiver(service)).admit(request.event, config)
+      if (refusal !== undefined) return refusal
+    }
+    return undefined
   }
 
   function meshAfter(request: AnyRequest): void {

@@ -196,6 +196,8 @@ function telemetryFromEnv(env: NodeJS.ProcessEnv): Partial<SidecarOptions> {
     env.AWS_IGNORE_CONFIGURED_ENDPOINT_URLS !== 'true' &&
     Boolean(env.AWS_ENDPOINT_URL_SERVICEDISCOVERY || env.AWS_ENDPOINT_URL)
   if (endpointSet) out.cloudMap = { disableHostPrefix: true }
+  // A private issuer's CA (or a test's) for fetching JWKS documents, beside the system's roots.
+  if (env.MESHGATE_IDENTITY_CA) out.identity = { caFile: env.MESHGATE_IDENTITY_CA }
   if (env.MESHGATE_DNS_SERVERS) out.dnsServers = env.MESHGATE_DNS_SERVERS.split(',').map((s) => s.trim())
   return out
 }

@@ -19,6 +19,14 @@ import type {
 import { systemClock, systemRandom, systemTimers } from '../engine/types.ts'
 import type { EdgeTimeouts } from '../http/limits.ts'
 import { DEFAULT_HANDSHAKE_TIMEOUT } from '../http/tls-listener.ts'
+import {
+  createCallerIdentity,
+  createJwksFetch,
+  createReceiver,
+  type FetchJwks,
+  type Mint,
+  type Receiver,
+} from '../identity/index.ts'
 import type { HttpInvokerOptions } from '../invokers/http-invoker.ts'
 import { createHttpInvoker } from '../invokers/http-invoker.ts'
 import { createLambdaInvoker } from '../invokers/lambda-invoker.ts'
@@ -39,7 +47,7 @@ import type { DnsDiscovery } from './dns-discovery.ts'
 import { dnsTargets, startDnsDiscovery } from './dns-discovery.ts'
 import { createHealthChecks } from './health-prober.ts'
 import { listenHttp1 } from './http1-server.ts'
-import { createInboundHandler, inboundIdleTimeout } from './inbound.ts'
+import { APP_TARGET, createInboundHandler, INBOUND_ROUTE, inboundIdleTimeout } from './inbound.ts'
 import { parseListenAddress } from './listen-address.ts'
 import { createOutboundHandler } from './outbound.ts'
 import type { Listener } from './server.ts'
@@ -118,6 +126,11 @@ export interface SidecarOptions {
    * it as the client certificate and verified against `ca`. The files are watched and swapped in.
    */
   tls?: TlsFiles & { handshakeTimeoutMs?: number; mode?: 'strict' | 'permissive' }
+  /**
+   * Mesh identity (docs/security.md): `caFile` is a PEM bundle trusted beside the system's roots when
+   * fetching issuers' JWKS (MESHGATE_IDENTITY_CA); `mint` and `fetchJwks` replace STS and HTTPS.
+   */
+  identity?: { caFile?: string; mint?: Mint; fetchJwks?: FetchJwks }
 }
 
 export interface SidecarAddresses {
@@ -227,6 +240,28 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     opts.log === undefined ? [registry.sink(), tracing.sink] : [registry.sink(), tracing.sink, accessLog],
   )
 
+  // Identity: the caller side mints only once a config names `identity` and a call is made; the
+  // receiver's keys and buckets outlive config swaps.
+  const callerIdentity = createCallerIdentity({
+    config: () => generation!.runtime.config,
+    clock,
+    ...(opts.identity?.mint === undefined ? {} : { mint: opts.identity.mint }),
+    onError: (message) => log(notice('identity', { message })),
+  })
+  const receiver: Receiver | undefined =
+    opts.app === undefined
+      ? undefined
+      : createReceiver({
+          config: () => generation!.runtime.config,
+          clock,
+          fetchJwks:
+            opts.identity?.fetchJwks ??
+            createJwksFetch(opts.identity?.caFile === undefined ? {} : { caFile: opts.identity.caFile }),
+          telemetry: registry.sink(),
+          labels: { route: INBOUND_ROUTE, target: APP_TARGET },
+          onError: (message) => log(notice('identity', { message })),
+        })
+
   /** Parse, validate and compile one version; DNS and Cloud Map discovery start only once it is accepted. */
   async function buildGeneration(text: string, name: string, previous?: Generation): Promise<Generation> {
     const config = await loadConfigText(text, name)
@@ -234,7 +269,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     healthChecks.configure(config)
     const runtime = createMeshRuntime(
       compiled,
-      { invokers: { http, lambda }, clock, telemetry, health: healthChecks.lookup },
+      { invokers: { http, lambda }, clock, telemetry, health: healthChecks.lookup, identity: callerIdentity },
       previous?.runtime,
     )
     const cloudMap = startCloudMapForConfig(config, runtime, cloudMapCache, discover, (type, fields) =>
@@ -364,6 +399,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
           draining: isDraining,
           tunnels,
           idleTimeout: () => inboundIdleTimeout(current().config, opts.service),
+          ...(receiver === undefined ? {} : { receiver }),
         }),
         onError,
         {
@@ -429,6 +465,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
           healthChecks: healthChecks.snapshot(),
           cloudMap: cloudMapStatus(current().config, cloudMapCache),
           xray: emitter?.stats(),
+          identity: { mints: callerIdentity.mints(), jwksFetches: receiver?.jwksFetches() ?? {} },
           cloudWatch: cloudWatch?.stats(),
         }),
       }),

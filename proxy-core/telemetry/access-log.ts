@@ -62,5 +62,8 @@ export function formatAccessLog(ev: RequestEvent, epochMs: number): string {
   if (ev.fault !== undefined) line += `,"fault":${str(ev.fault)}`
   if (ev.errorCode !== undefined) line += `,"errorCode":${str(ev.errorCode)}`
   if (ev.grpcStatus !== undefined) line += `,"grpcStatus":${ev.grpcStatus}`
+  // The caller comes from a verified token (or is `anonymous`); bounded like a path all the same.
+  if (ev.caller !== undefined) line += `,"caller":${str(bounded(ev.caller, ACCESS_LOG_BOUNDS.path))}`
+  if (ev.rule !== undefined) line += `,"rule":${str(bounded(ev.rule, ACCESS_LOG_BOUNDS.service))}`
   return `${line}}`
 }

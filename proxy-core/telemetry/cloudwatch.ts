@@ -8,6 +8,7 @@
 import type { CloudWatchClient, CloudWatchClientConfig, MetricDatum } from '@aws-sdk/client-cloudwatch'
 import {
   CodeClasses,
+  DECISION_METRICS,
   MetricNames,
   type MetricsRegistry,
   type MetricsSnapshot,
@@ -164,6 +165,7 @@ export function buildMetricData(
     counter(MetricNames.circuitOpen, counts.circuitOpen)
     counter(MetricNames.retryBudgetExhausted, counts.retryBudgetExhausted)
     counter(MetricNames.mirrors, counts.mirrors)
+    for (let i = 0; i < DECISION_METRICS.length; i++) counter(DECISION_METRICS[i]!, counts.decisions[i]!)
   }
   return out
 }

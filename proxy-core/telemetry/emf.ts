@@ -11,7 +11,13 @@
 // the lines are joined with '\n' so the caller still writes once.
 
 import { ConfigMetricNames } from './config-metrics.ts'
-import { CodeClasses, MetricNames, type MetricsSnapshot, type SeriesCounts } from './metrics.ts'
+import {
+  CodeClasses,
+  DECISION_METRICS,
+  MetricNames,
+  type MetricsSnapshot,
+  type SeriesCounts,
+} from './metrics.ts'
 
 export const EMF_LIMITS = { metricsPerDirective: 100, dimensionsPerSet: 30, valuesPerArray: 100 } as const
 
@@ -163,6 +169,9 @@ export function formatEmf(snapshot: MetricsSnapshot, opts: EmfOptions): string {
       put(MetricNames.retryBudgetExhausted, 'Count', counts.retryBudgetExhausted)
     }
     if (counts.mirrors > 0) put(MetricNames.mirrors, 'Count', counts.mirrors)
+    for (let i = 0; i < DECISION_METRICS.length; i++) {
+      if (counts.decisions[i]! > 0) put(DECISION_METRICS[i]!, 'Count', counts.decisions[i]!)
+    }
 
     const directives: object[] = [
       {

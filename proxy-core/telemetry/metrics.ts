@@ -18,6 +18,9 @@
 //   circuit-open rejections    CircuitOpen (Count)            meshgate_circuit_open_total
 //   retry budget exhausted     RetryBudgetExhausted (Count)   meshgate_retry_budget_exhausted_total
 //   requests mirrored          Mirrors (Count)                meshgate_mirrors_total
+//   receiver decisions         AuthzAllowed, AuthzDenied,     meshgate_authz_decisions_total{decision=
+//                              AuthzAudited, Unauthenticated,   allow|deny|audit|unauthenticated|
+//                              RateLimited (Count)              rate_limited}
 //
 // The live config's counters are per runtime, not per series: config-metrics.ts.
 
@@ -33,7 +36,31 @@ export const MetricNames = {
   circuitOpen: 'CircuitOpen',
   retryBudgetExhausted: 'RetryBudgetExhausted',
   mirrors: 'Mirrors',
+  authzAllowed: 'AuthzAllowed',
+  authzDenied: 'AuthzDenied',
+  authzAudited: 'AuthzAudited',
+  unauthenticated: 'Unauthenticated',
+  rateLimited: 'RateLimited',
 } as const
+
+/** The CloudWatch / EMF name of each receiver decision, indexed like `Decisions`. */
+export const DECISION_METRICS = [
+  MetricNames.authzAllowed,
+  MetricNames.authzDenied,
+  MetricNames.authzAudited,
+  MetricNames.unauthenticated,
+  MetricNames.rateLimited,
+] as const
+
+/** Receiver decisions by index (a bounded label): what `decisions[i]` counts. */
+export const Decisions = ['allow', 'deny', 'audit', 'unauthenticated', 'rate_limited'] as const
+const DECISION_OF_EVENT: Readonly<Partial<Record<MeshEventKind, number>>> = {
+  'authz-allow': 0,
+  'authz-deny': 1,
+  'authz-audit': 2,
+  unauthenticated: 3,
+  'rate-limited': 4,
+}
 
 /** Status classes by index: 0 is anything outside 100–599, 1..5 are 1xx..5xx. */
 export const CodeClasses = ['other', '1xx', '2xx', '3xx', '4xx', '5xx'] as const
@@ -159,11 +186,14 @@ export class SeriesCounts {
   mirrors = 0
   /** gRPC calls by status (indexed as GRPC_*); made on the series' first gRPC call. */
   grpc: Float64Array | undefined
+  /** Receiver decisions, indexed like `Decisions`. */
+  readonly decisions: Float64Array = new Float64Array(Decisions.length)
   readonly latency: Histogram = new Histogram()
 
   isEmpty(): boolean {
     return (
       this.requests === 0 &&
+      this.decisions.every((n) => n === 0) &&
       this.retries === 0 &&
       this.faults === 0 &&
       this.ejections === 0 &&
@@ -188,6 +218,7 @@ export class SeriesCounts {
     this.retryBudgetExhausted = 0
     this.mirrors = 0
     this.grpc?.fill(0)
+    this.decisions.fill(0)
     this.latency.reset()
   }
 
@@ -204,6 +235,7 @@ export class SeriesCounts {
       this.grpc ??= new Float64Array(GRPC_SLOTS)
       this.grpc.set(other.grpc)
     }
+    this.decisions.set(other.decisions)
     this.latency.copyFrom(other.latency)
     return this
   }
@@ -263,6 +295,10 @@ export class Series {
     else if (kind === 'circuit-open') c.circuitOpen++
     else if (kind === 'retry-budget-exhausted') c.retryBudgetExhausted++
     else if (kind === 'mirror') c.mirrors++
+    else {
+      const d = DECISION_OF_EVENT[kind]
+      if (d !== undefined) c.decisions[d]!++
+    }
   }
 }
 

@@ -6,6 +6,7 @@
 import { GRPC_STATUS_NAMES } from '../engine/grpc.ts'
 import {
   CodeClasses,
+  Decisions,
   GRPC_NO_STATUS,
   latencyBoundsMs,
   type MetricsRegistry,
@@ -127,6 +128,18 @@ export function formatPrometheus(registry: Pick<MetricsRegistry, 'series'>): str
   for (const c of COUNTERS) {
     header(out, c.name, 'counter', c.help)
     for (const s of all) out.push(`${c.name}{${labelsOf(s)}} ${c.value(s.total)}`)
+  }
+  header(
+    out,
+    'meshgate_authz_decisions_total',
+    'counter',
+    'Receiver decisions: allow, deny, audit (would deny, passed), unauthenticated, rate_limited.',
+  )
+  for (const s of all) {
+    for (let i = 0; i < Decisions.length; i++) {
+      const n = s.total.decisions[i]!
+      if (n > 0) out.push(`meshgate_authz_decisions_total{${labelsOf(s)},decision="${Decisions[i]}"} ${n}`)
+    }
   }
   // The format wants a line feed after the last line.
   return `${out.join('\n')}\n`

@@ -41,6 +41,8 @@ export interface SidecarProcess {
   stderr(): string
   /** Access-log lines seen so far. */
   accessLogCount(): number
+  /** The last access-log lines (bounded), parsed. */
+  accessLogs(): Record<string, unknown>[]
   /** Resolves with the first stdout/stderr line matching, or rejects after `timeoutMs`. */
   waitForLine(re: RegExp, timeoutMs?: number): Promise<string>
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
@@ -117,6 +119,7 @@ export async function startSidecarProcess(opts: SidecarProcessOptions): Promise<
   let lines: string[] = []
   let stderrText = ''
   let accessLogs = 0
+  let accessLines: string[] = []
   const waiters: { re: RegExp; resolve: (l: string) => void }[] = []
   const seen = (line: string) => {
     lines.push(line)
@@ -145,6 +148,8 @@ export async function startSidecarProcess(opts: SidecarProcessOptions): Promise<
     splitter((line) => {
       if (line.startsWith('{"time"') && line.includes('"type":"access"')) {
         accessLogs++
+        accessLines.push(line)
+        if (accessLines.length > MAX_LINES) accessLines = accessLines.slice(-MAX_LINES)
         return
       }
       seen(line)
@@ -208,6 +213,7 @@ export async function startSidecarProcess(opts: SidecarProcessOptions): Promise<
     lines: () => [...lines],
     stderr: () => stderrText,
     accessLogCount: () => accessLogs,
+    accessLogs: () => accessLines.map((l) => JSON.parse(l) as Record<string, unknown>),
     waitForLine,
     exited,
     signal(sig) {
