@@ -283,10 +283,16 @@ describe('hostile HTTP/2 against the sidecar', () => {
       await new Promise<void>((r) => setImmediate(r))
     }
     await c.until(() => c.goaway() !== undefined)
-    const g = c.goaway()!
-    expect(g.code).not.toBe(E.NO_ERROR)
-    // It stopped well before all 5000 were opened, and the upstream did not see them all.
-    expect(g.lastStream).toBeLessThan(total * 2)
+    // The session ended. Usually the GOAWAY is read; but the server closes the socket right after it
+    // while this client may still be writing, and a close with our frames unread is a TCP reset, on
+    // which the kernel drops what we had not read yet: then the close alone is what we see.
+    const g = c.goaway()
+    if (g === undefined) expect(c.closed).toBe(true)
+    else {
+      expect(g.code).not.toBe(E.NO_ERROR)
+      expect(g.lastStream).toBeLessThan(total * 2)
+    }
+    // The upstream did not see them all.
     expect(upstream.count() - upstreamBefore).toBeLessThan(total)
     c.destroy()
     await stillServing()
