@@ -4,17 +4,20 @@
 // so the same port also takes HTTP/1.1 over TLS (ALPN http/1.1) and cleartext h2 by preface. A third
 // sidecar whose certificate comes from another CA is refused by B.
 
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { execFile } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { connect as h2connect } from 'node:http2'
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { TLSSocket } from 'node:tls'
+import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { makeCa, makeTlsDir } from '../helpers/certs.ts'
 import { grpc } from '../helpers/grpc.ts'
 import { meshDir, type SidecarProcess, startSidecarProcess } from '../helpers/sidecar-process.ts'
 
+const run = promisify(execFile)
 const files = meshDir()
 const certs = mkdtempSync(join(tmpdir(), 'meshgate-grpc-mtls-'))
 let app: grpc.Server
@@ -333,6 +336,34 @@ describe('gRPC between two sidecars over mutual TLS (h2 by ALPN)', () => {
     } finally {
       session.close()
     }
+  })
+
+  it('negotiates h2 with curl --http2 over TLS (a gRPC call written by hand)', async () => {
+    const body = join(certs, 'frame.bin')
+    writeFileSync(body, grpcFrame('curl'))
+    const { stdout } = await run('curl', [
+      '-sS',
+      '--http2',
+      '-k',
+      '--cert',
+      tlsA.cert,
+      '--key',
+      tlsA.key,
+      '-H',
+      'Host: echo',
+      '-H',
+      'content-type: application/grpc',
+      '-H',
+      'te: trailers',
+      '--data-binary',
+      `@${body}`,
+      '-w',
+      '\\n%{http_version} %{http_code}',
+      `https://127.0.0.1:${bPort}/meshtest.Raw/Echo`,
+    ])
+    const lines = stdout.split('\n')
+    expect(lines.at(-1)).toBe('2 200')
+    expect(lines.slice(0, -1).join('\n')).toContain('curl!')
   })
 
   it('still takes cleartext h2 by preface on the permissive port, with no client certificate to vouch for', async () => {

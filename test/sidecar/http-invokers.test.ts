@@ -18,7 +18,7 @@ import { createHttp1Invoker } from '../../proxy-core/http/http1-client.ts'
 import { createHttpInvoker } from '../../proxy-core/invokers/http-invoker.ts'
 import { createTlsMaterial } from '../../proxy-core/tls/index.ts'
 import { attempt, endpoint } from '../helpers/attempt.ts'
-import { makeCa, makeTlsDir } from '../helpers/certs.ts'
+import { makeCa, makeLeaf, makeTlsDir } from '../helpers/certs.ts'
 import { createGate } from '../helpers/gate.ts'
 
 async function text(body: MeshBody): Promise<string> {
@@ -276,6 +276,7 @@ describe('the sidecar invoker', () => {
     const dir = mkdtempSync(join(tmpdir(), 'meshgate-tls-'))
     const servers: Http2SecureServer[] = []
     const closers: (() => Promise<void>)[] = []
+    const serials: string[] = []
     const ca = makeCa(dir, 'mesh')
     const other = makeCa(dir, 'other')
     const server = makeTlsDir(join(dir, 'server'), ca, 'upstream', ['IP:127.0.0.1'])
@@ -300,7 +301,9 @@ describe('the sidecar invoker', () => {
         },
         (req, res) => {
           const socket = req.socket as TLSSocket
-          const cn = socket.getPeerCertificate().subject?.CN as string | undefined
+          const peer = socket.getPeerCertificate()
+          const cn = peer.subject?.CN as string | undefined
+          serials.push(peer.serialNumber)
           res.addTrailers({ 'x-seen': `${req.httpVersion} ${req.headers[':scheme']} ${cn}` })
           res.end(`hello over ${req.httpVersion}`)
         },
@@ -319,6 +322,15 @@ describe('the sidecar invoker', () => {
       }
       // Both calls on one session.
       expect(invoker.stats()[`${good} mutual  (h2)`]).toMatchObject({ connected: 1 })
+      expect(serials[1]).toBe(client.leaf.serial)
+
+      // The client certificate rotates: the next call goes on a new session, with the new certificate.
+      const rotated = makeLeaf(dir, ca, 'caller-next', ['DNS:caller'], { cert: client.cert, key: client.key })
+      expect(material.reload()).toBe(true)
+      const after = await invoker.invoke(attempt(), h2Target(good), new AbortController().signal)
+      expect(await text(after.body)).toBe('hello over 2.0')
+      expect(serials.at(-1)).toBe(rotated.serial)
+      expect(serials.at(-1)).not.toBe(client.leaf.serial)
 
       // A server whose certificate comes from another CA: refused before any request goes out.
       const bad = await listen(stranger, false)
