@@ -487,8 +487,8 @@ function attempt(env: Env): Invoke {
     const endpoint = target.balancer.pick(target.endpoints, target.isEjected, env.random)
     if (!endpoint)
       throw new UpstreamFailure(FailureKinds.connectFailure, `no endpoints for target ${target.config.name}`)
-    // TLS origins go through undici (invokers/http-invoker.ts), which does not hand over a switched
-    // connection: refused as clearly as a Lambda target, instead of an upgrade silently dropped.
+    // The HTTP/1.1 client hands over a switched connection in cleartext only (http/http1-client.ts):
+    // refused as clearly as a Lambda target, instead of an upgrade silently dropped.
     if (call.req.upgrade !== undefined && endpoint.id.startsWith('https:'))
       throw new MeshError(ErrorCodes.upgradeNotSupported, 'an https target cannot take an upgrade yet', {
         details: { target: target.config.name },

@@ -40,6 +40,7 @@ import {
   HandshakeFailures,
   handshakeFailureReason,
   LISTENER_ALPN,
+  LISTENER_ALPN_HTTP1,
   TLS_HANDSHAKE_RECORD,
   type TlsListenerOptions,
 } from './tls-listener.ts'
@@ -851,13 +852,15 @@ export async function listenHttp1(
       {
         ...material.serverOptions(),
         noDelay: true,
-        ALPNProtocols: [...LISTENER_ALPN],
+        ALPNProtocols: [...(state.http2 === undefined ? LISTENER_ALPN_HTTP1 : LISTENER_ALPN)],
         handshakeTimeout: tls.handshakeTimeout,
         requestCert: material.verifiesPeers,
         rejectUnauthorized: material.verifiesPeers,
       },
       (socket) => {
-        state.conns.add(new Conn(state, socket, true))
+        // ALPN chose HTTP/2: the session takes the socket; the HTTP/1.1 parser never sees it.
+        if (socket.alpnProtocol === 'h2' && state.http2 !== undefined) state.http2.acceptTls(socket)
+        else state.conns.add(new Conn(state, socket, true))
       },
     )
     secure.on('tlsClientError', (err: Error & { code?: string }, socket: TLSSocket) => {

@@ -1,5 +1,6 @@
-// The sidecar's HTTP/2 client, for targets with `protocol: http2` or `grpc` (cleartext, prior
-// knowledge; RFC 9113): pooled sessions per endpoint, each carrying up to the concurrent streams its
+// The sidecar's HTTP/2 client, for targets with `protocol: http2` or `grpc` (RFC 9113; cleartext with
+// prior knowledge, or TLS with `h2` negotiated by ALPN for `https://` origins, under the same per-target
+// policy as the HTTP/1.1 client: tls-client.ts): pooled sessions per endpoint, each carrying up to the concurrent streams its
 // server allows. A session that gets GOAWAY takes no new streams and finishes the ones it has; one
 // that errors or closes is dropped, and the next request opens a new one. Bodies stream both ways
 // with node's flow control (a slow reader on one side stops the window on the other), and trailers
@@ -12,6 +13,7 @@ import type {
   IncomingHttpStatusHeader,
 } from 'node:http2'
 import type { Socket } from 'node:net'
+import type { TLSSocket } from 'node:tls'
 import { isGrpcRequest } from '../engine/grpc.ts'
 import type {
   AttemptRequest,
@@ -20,17 +22,24 @@ import type {
   HeaderMap,
   Invoker,
   MeshResponse,
+  TargetConfig,
 } from '../engine/types.ts'
 import { FailureKinds, UpstreamFailure } from '../engine/types.ts'
 import { readableOf } from './body-stream.ts'
 import { connectionTokens, dropHeader, keepTe } from './header-policy.ts'
 import type { PoolStats } from './http1-client.ts'
+import type { TlsConnectPolicy } from './tls-client.ts'
 import { upstreamFailure } from './upstream-failure.ts'
 
 // Built-ins fetched, not imported: the Lambda bundle reaches this file only through a dynamic import
 // (an HTTP/2 target's first call), and an import would be hoisted into its init (DESIGN: cold start).
 const { connect, constants } = process.getBuiltinModule('node:http2')
 const { Readable } = process.getBuiltinModule('node:stream')
+const tlsConnect = (options: import('node:tls').ConnectionOptions) =>
+  process.getBuiltinModule('node:tls').connect(options)
+
+/** What the client offers in ALPN on an `https://` origin: HTTP/2 only (a server without it is refused). */
+export const UPSTREAM_H2_ALPN: readonly string[] = Object.freeze(['h2'])
 
 export interface Http2ClientOptions {
   /** TCP connect timeout, ms. 10 s, as the HTTP/1.1 client's. */
@@ -39,7 +48,14 @@ export interface Http2ClientOptions {
   idleTimeout?: number
   /** Streams per session until the server's SETTINGS say otherwise: 100, RFC 9113's recommended floor. */
   defaultMaxStreams?: number
+  /**
+   * How `https://` origins are reached, per target (tls-client.ts: the sidecar's certificate and trust
+   * bundle, or the system's roots; SNI; the names the peer must carry). None: the system's roots.
+   */
+  tls?: (target: TargetConfig) => TlsConnectPolicy
 }
+
+type Settings = Required<Omit<Http2ClientOptions, 'tls'>>
 
 export interface Http2Invoker extends Invoker {
   close(): Promise<void>
@@ -65,14 +81,20 @@ class Session {
   dead = false
   /** What ended it, for the streams it takes down. */
   error: unknown
+  /** The TLS material generation its handshake used (0: cleartext or the system's roots). */
+  readonly generation: number
   private readonly pool: Pool
 
-  constructor(pool: Pool, origin: string, opts: Required<Http2ClientOptions>) {
+  constructor(pool: Pool, origin: string, opts: Settings) {
     this.pool = pool
+    const tls = pool.tls
+    this.generation = tls?.generation() ?? 0
     const session = connect(origin, {
-      // Cleartext prior knowledge; no push (we never want one).
+      // No push (we never want one).
       settings: { enablePush: false },
       peerMaxConcurrentStreams: opts.defaultMaxStreams,
+      // https: our own TLS socket, so the target's policy decides the context, SNI and names.
+      ...(pool.secure ? { createConnection: () => this.connectTls(pool) } : {}),
     })
     this.session = session
     const socket = session.socket as Socket | undefined
@@ -81,6 +103,16 @@ class Session {
       session.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' }))
     socket?.once?.('timeout', onConnectTimeout)
     session.once('connect', () => {
+      if (pool.secure && session.alpnProtocol !== 'h2') {
+        // Checked here, not on the socket's secureConnect: node's session must be set up on the socket
+        // before it may be destroyed.
+        const err = new Error(`${pool.origin} did not negotiate h2 by ALPN`)
+        this.error = err
+        this.dead = true
+        this.retire()
+        session.destroy(Object.assign(err, { code: 'ERR_HTTP2_ALPN' }))
+        return
+      }
       this.connected = true
       socket?.setTimeout?.(0)
       socket?.off?.('timeout', onConnectTimeout)
@@ -106,6 +138,28 @@ class Session {
     })
   }
 
+  /**
+   * The TLS connection for an https origin, offering only `h2`: a server that picks nothing is cut
+   * off on connect with a clear error (one that does ALPN without h2 ends the handshake itself).
+   */
+  private connectTls(pool: Pool): TLSSocket {
+    const tls = pool.tls
+    const socket = tlsConnect({
+      host: pool.host,
+      port: pool.port,
+      ALPNProtocols: [...UPSTREAM_H2_ALPN],
+      ...(tls === undefined ? {} : { secureContext: tls.secureContext() }),
+      ...(tls?.servername === undefined
+        ? pool.servername === undefined
+          ? {}
+          : { servername: pool.servername }
+        : { servername: tls.servername }),
+      ...(tls?.checkServerIdentity === undefined ? {} : { checkServerIdentity: tls.checkServerIdentity }),
+    })
+    socket.setNoDelay(true)
+    return socket
+  }
+
   /** Streams it may still open now. */
   get capacity(): number {
     const max = this.session.remoteSettings?.maxConcurrentStreams ?? this.pool.opts.defaultMaxStreams
@@ -114,6 +168,19 @@ class Session {
 
   get usable(): boolean {
     return !this.draining && !this.dead && !this.session.destroyed && !this.session.closed
+  }
+
+  /** Made with a client certificate since rotated: it takes no new streams, the open ones finish. */
+  get stale(): boolean {
+    const tls = this.pool.tls
+    return tls !== undefined && tls.generation() !== this.generation
+  }
+
+  /** No new streams; closes once the open ones are done. */
+  drain(): void {
+    this.draining = true
+    this.retire()
+    this.session.close()
   }
 
   private retire(): void {
@@ -125,17 +192,37 @@ class Pool {
   readonly sessions: Session[] = []
   readonly origin: string
   readonly authority: string
-  readonly opts: Required<Http2ClientOptions>
+  readonly opts: Settings
+  readonly secure: boolean
+  readonly scheme: 'http' | 'https'
+  readonly host: string
+  readonly port: number
+  /** SNI when the policy names none: the URL's host, unless it is an IP address (RFC 6066 §3). */
+  readonly servername: string | undefined
+  readonly tls: TlsConnectPolicy | undefined
 
-  constructor(origin: string, opts: Required<Http2ClientOptions>) {
+  constructor(origin: string, opts: Settings, tls: TlsConnectPolicy | undefined) {
     this.origin = origin
-    this.authority = new URL(origin).host
+    const url = new URL(origin)
+    this.authority = url.host
     this.opts = opts
+    this.secure = url.protocol === 'https:'
+    this.scheme = this.secure ? 'https' : 'http'
+    this.host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname
+    this.port = url.port === '' ? (this.secure ? 443 : 80) : Number(url.port)
+    this.servername = /^[\d.]+$|:/.test(this.host) ? undefined : this.host
+    this.tls = tls
   }
 
   /** A session with room for one more stream: an open one, else a new one. */
   acquire(): Session {
-    for (const s of this.sessions) if (s.usable && s.capacity > 0) return s
+    for (const s of this.sessions) {
+      if (s.usable && s.stale) {
+        s.drain()
+        return this.acquire()
+      }
+      if (s.usable && s.capacity > 0) return s
+    }
     const s = new Session(this, this.origin, this.opts)
     this.sessions.push(s)
     return s
@@ -154,13 +241,17 @@ class Pool {
 }
 
 /** Request fields for HTTP/2: no connection-specific ones (RFC 9113 §8.2.2), TE only as `trailers`. */
-function requestHeaders(req: AttemptRequest, authority: string): Record<string, string | string[]> {
+function requestHeaders(
+  req: AttemptRequest,
+  authority: string,
+  scheme: 'http' | 'https',
+): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = Object.create(null)
   const headers = req.headers
   const host = headers.host
   out[HTTP2_HEADER_METHOD] = req.method
   out[HTTP2_HEADER_PATH] = req.path
-  out[HTTP2_HEADER_SCHEME] = 'http'
+  out[HTTP2_HEADER_SCHEME] = scheme
   out[HTTP2_HEADER_AUTHORITY] = typeof host === 'string' && host !== '' ? host : authority
   const listed = connectionTokens(headers.connection)
   for (const name in headers) {
@@ -225,7 +316,7 @@ function exchange(
       (typeof body === 'string' ? body.length === 0 : body instanceof Uint8Array && body.byteLength === 0)
     let stream: ClientHttp2Stream
     try {
-      stream = session.session.request(requestHeaders(req, pool.authority), {
+      stream = session.session.request(requestHeaders(req, pool.authority, pool.scheme), {
         endStream: noBody && !hasTrailers,
         waitForTrailers: hasTrailers,
       })
@@ -411,31 +502,43 @@ async function writeBody(stream: ClientHttp2Stream, req: AttemptRequest): Promis
 }
 
 export function createHttp2Invoker(opts: Http2ClientOptions = {}): Http2Invoker {
-  const settings: Required<Http2ClientOptions> = {
+  const settings: Settings = {
     connectTimeout: opts.connectTimeout ?? 10_000,
     idleTimeout: opts.idleTimeout ?? 60_000,
     defaultMaxStreams: opts.defaultMaxStreams ?? 100,
   }
   const pools = new Map<string, Pool>()
+  const tlsPolicy = opts.tls
   let closed = false
+
+  /** One pool per origin, and for TLS per way of reaching it (one target may name another SNI). */
+  function poolFor(endpoint: Endpoint): Pool {
+    const origin = endpoint.id
+    const policy = origin.startsWith('https:') ? tlsPolicy?.(endpoint.target) : undefined
+    const key = policy === undefined || policy.key === '' ? origin : `${origin} ${policy.key}`
+    let pool = pools.get(key)
+    if (pool === undefined) {
+      pool = new Pool(origin, settings, policy)
+      pools.set(key, pool)
+    }
+    return pool
+  }
+
   return {
     invoke(req: AttemptRequest, endpoint: Endpoint, signal: CancelSignal) {
       if (closed)
         return Promise.reject(new UpstreamFailure(FailureKinds.connectFailure, 'http2 invoker is closed'))
       if (signal.aborted)
         return Promise.reject(new UpstreamFailure(FailureKinds.timeout, 'aborted before sending'))
-      let pool = pools.get(endpoint.id)
-      if (pool === undefined) {
-        pool = new Pool(endpoint.id, settings)
-        pools.set(endpoint.id, pool)
-      }
-      return exchange(pool, req, signal)
+      return exchange(poolFor(endpoint), req, signal)
     },
     async close() {
       closed = true
       const closing: Promise<void>[] = []
       for (const pool of pools.values())
         for (const s of pool.sessions.splice(0)) {
+          // A destroyed session calls no close callback: nothing to wait for.
+          if (s.session.destroyed) continue
           closing.push(new Promise((r) => s.session.close(() => r())))
           // Sessions still busy after a moment are cut off.
           setTimeout(() => s.session.destroy(), 1000).unref()

@@ -1,6 +1,7 @@
 // The HTTP/2 side of the outbound and inbound listeners (RFC 9113), a sibling of http1-server.ts: a
 // connection whose first bytes are the HTTP/2 preface (cleartext, prior knowledge) is handed here, to
-// a node:http2 server session, and each of its streams becomes the same DownstreamRequest the
+// a node:http2 server session, as is a TLS connection that negotiated `h2` by ALPN (tls-listener.ts),
+// and each of its streams becomes the same DownstreamRequest the
 // HTTP/1.1 server makes, so both go through the same handlers (host resolution, path normalization,
 // refusals, the layer list).
 //
@@ -24,6 +25,7 @@ import {
 } from 'node:http2'
 import type { Socket } from 'node:net'
 import { Readable } from 'node:stream'
+import type { PeerCertificate, TLSSocket } from 'node:tls'
 import { Cancellation } from '../engine/cancel.ts'
 import type { CancelSignal, HeaderMap, MeshResponse, RecordedBody, Trailers } from '../engine/types.ts'
 import { readableOf } from './body-stream.ts'
@@ -100,6 +102,8 @@ export interface Http2Hooks {
 export interface Http2Edge {
   /** Takes over a connection whose first bytes (`head`, already read off it) are the preface. */
   accept(socket: Socket, head: Buffer): void
+  /** Takes over a TLS connection whose handshake negotiated `h2` (nothing read off it yet). */
+  acceptTls(socket: TLSSocket): void
   sessions(): number
   /** GOAWAY to every session: no new streams, the open ones finish. */
   closeIdle(): void
@@ -172,24 +176,28 @@ class H2Exchange implements DownstreamRequest {
   readonly body: Readable | null
   readonly contentLength: number
   readonly trailers: Trailers | undefined
-  /** Cleartext h2 with prior knowledge only, so far: no TLS, no peer certificate. */
-  readonly secure = false
+  /** A TLS session (ALPN h2); false for cleartext prior knowledge. */
+  readonly secure: boolean
   /** HTTP/2 has no Upgrade (RFC 9113 §8.6); WebSockets over h2 (RFC 8441) are not offered. */
   readonly upgrade = undefined
   private readonly stream: ServerHttp2Stream
   private controller: Cancellation | undefined
   private done = false
   private readonly onDone: () => void
+  private readonly tls: SessionTls | undefined
 
   constructor(
     stream: ServerHttp2Stream,
     raw: IncomingHttpHeaders,
     endStream: boolean,
     peer: string | undefined,
+    tls: SessionTls | undefined,
     onDone: () => void,
   ) {
     this.stream = stream
     this.onDone = onDone
+    this.tls = tls
+    this.secure = tls !== undefined
     this.method = String(raw[':method'] ?? 'GET')
     this.url = String(raw[':path'] ?? '')
     const headers: HeaderMap = Object.create(null)
@@ -224,8 +232,8 @@ class H2Exchange implements DownstreamRequest {
       this.finish()
     })
   }
-  peerCertificate(): null {
-    return null
+  peerCertificate(): PeerCertificate | null {
+    return this.tls === undefined ? null : this.tls.peerCertificate()
   }
 
   switchProtocols(): undefined {
@@ -294,6 +302,26 @@ class H2Exchange implements DownstreamRequest {
   }
 }
 
+/**
+ * The TLS side of one session: its socket, and the client's verified certificate, read once (node
+ * builds a new object per call), as http1-server.ts does per connection.
+ */
+class SessionTls {
+  private readonly socket: TLSSocket
+  private cert: PeerCertificate | null | undefined
+  constructor(socket: TLSSocket) {
+    this.socket = socket
+  }
+  peerCertificate(): PeerCertificate | null {
+    if (this.cert === undefined) {
+      // Only a certificate the handshake verified; an empty object when the client sent none.
+      const cert = this.socket.authorized ? this.socket.getPeerCertificate() : undefined
+      this.cert = cert?.raw === undefined ? null : cert
+    }
+    return this.cert
+  }
+}
+
 /** Copies `src` into the stream with backpressure; a broken source resets the stream (INTERNAL_ERROR). */
 function pipeToStream(src: Readable, stream: ServerHttp2Stream): Promise<void> {
   return new Promise<void>((resolve) => {
@@ -343,6 +371,11 @@ export function createHttp2Edge(
 ): Http2Edge {
   const l: Http2Limits = { ...DEFAULT_HTTP2_LIMITS, ...limits }
   const sessions = new Set<Http2Session>()
+  /**
+   * The TLS side of the connection being handed over: node makes its session and emits 'session'
+   * synchronously inside the 'connection' event, so it is read there and nowhere else.
+   */
+  let handing: SessionTls | undefined
   const server: Http2Server = createServer({
     maxSessionMemory: l.maxSessionMemory,
     maxHeaderListPairs: l.maxHeaderListPairs,
@@ -361,6 +394,8 @@ export function createHttp2Edge(
   server.on('session', (session: Http2Session) => {
     sessions.add(session)
     let open = 0
+    const tls = handing
+    handing = undefined
     session.on('error', () => {})
     session.on('frameError', () => {})
     session.once('close', () => sessions.delete(session))
@@ -380,6 +415,7 @@ export function createHttp2Edge(
         headers,
         (flags & constants.NGHTTP2_FLAG_END_STREAM) !== 0,
         peer,
+        tls,
         () => {
           open--
           hooks.requestEnded()
@@ -413,7 +449,21 @@ export function createHttp2Edge(
       // node's session reads what is already buffered on the socket (on its next tick) before its own
       // reads; the socket must stay paused until then, or the buffer would flow out as 'data' to nobody.
       socket.unshift(head)
-      server.emit('connection', socket)
+      // Prior knowledge inside TLS (a client that offered no ALPN) is still a TLS session.
+      if ((socket as TLSSocket).encrypted === true) handing = new SessionTls(socket as TLSSocket)
+      try {
+        server.emit('connection', socket)
+      } finally {
+        handing = undefined
+      }
+    },
+    acceptTls(socket) {
+      handing = new SessionTls(socket)
+      try {
+        server.emit('connection', socket)
+      } finally {
+        handing = undefined
+      }
     },
     sessions: () => sessions.size,
     closeIdle() {

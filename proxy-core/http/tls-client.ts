@@ -9,7 +9,10 @@ import type { TargetConfig } from '../engine/types.ts'
 import type { TlsMaterial } from '../tls/material.ts'
 import { MIN_TLS_VERSION } from '../tls/material.ts'
 
-/** What the client offers in ALPN: HTTP/1.1 only for now; `h2` joins here when the client speaks it. */
+/**
+ * What the HTTP/1.1 client offers in ALPN. The HTTP/2 client (`protocol: http2 | grpc` targets) offers
+ * `h2` alone (http2-client.ts): a target's protocol is configured, not negotiated.
+ */
 export const UPSTREAM_ALPN: readonly string[] = Object.freeze(['http/1.1'])
 
 export interface TlsConnectPolicy {

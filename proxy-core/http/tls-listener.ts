@@ -1,13 +1,18 @@
 // TLS on the edge's listeners: what http1-server.ts needs to run its HTTP/1.1 server inside a TLS
-// server (the handshake, then the same parser on the decrypted stream), and the one ALPN list.
+// server (the handshake, then the same parser on the decrypted stream, or the HTTP/2 edge when ALPN
+// chose h2), and the one ALPN list.
 
 import type { TlsMaterial } from '../tls/material.ts'
 
 /**
- * The protocols the listeners offer in ALPN, in order of preference. HTTP/1.1 only for now: HTTP/2
- * joins here (`'h2'` first) once the listeners speak it, and nowhere else.
+ * The protocols the listeners offer in ALPN, in order of preference (the server's wins, RFC 7301 §3.2):
+ * HTTP/2, whose connections go to http2-server.ts, then HTTP/1.1. A client that offers neither, or no
+ * ALPN at all, gets HTTP/1.1 (or HTTP/2 by its preface, as in cleartext).
  */
-export const LISTENER_ALPN: readonly string[] = Object.freeze(['http/1.1'])
+export const LISTENER_ALPN: readonly string[] = Object.freeze(['h2', 'http/1.1'])
+
+/** What a listener with HTTP/2 turned off offers. */
+export const LISTENER_ALPN_HTTP1: readonly string[] = Object.freeze(['http/1.1'])
 
 /**
  * A handshake not finished within this long is cut off, in ms: 10 s, the same as the upstream client's

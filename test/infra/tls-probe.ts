@@ -31,7 +31,8 @@ if (mode === 'tls') {
     port,
     ca: readFileSync(ca!),
     ...(cert === undefined ? {} : { cert: readFileSync(cert), key: readFileSync(key!) }),
-    ALPNProtocols: ['h2', 'http/1.1'],
+    // It speaks HTTP/1.1 once connected, so that is all it offers (a listener would pick h2 first).
+    ALPNProtocols: ['http/1.1'],
     checkServerIdentity: () => undefined,
   })
   const timer = setTimeout(() => print({ error: 'timeout' }), LIMIT_MS)

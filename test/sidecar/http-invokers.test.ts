@@ -1,6 +1,6 @@
-// The HTTP invokers against real servers on loopback, the same cases for meshgate's own HTTP/1.1 client
-// and for undici: streaming both ways, hop-by-hop headers, failure kinds, keep-alive reuse. Then the
-// sidecar's combined invoker over TLS: meshgate's own client, HTTP/1.1 by ALPN, with a client certificate.
+// The HTTP invokers against real servers on loopback: meshgate's own HTTP/1.1 client, streaming both
+// ways, hop-by-hop headers, failure kinds, keep-alive reuse. Then the sidecar's combined invoker over
+// TLS with a client certificate: HTTP/1.1 by ALPN, and HTTP/2 by ALPN for `protocol: http2` targets.
 
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
@@ -10,16 +10,15 @@ import { createSecureServer } from 'node:http2'
 import type { AddressInfo, Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { TLSSocket } from 'node:tls'
+import { createServer as createTlsServer, type TLSSocket } from 'node:tls'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { MeshBody } from '../../proxy-core/engine/types.ts'
+import type { Endpoint, MeshBody } from '../../proxy-core/engine/types.ts'
 import { UpstreamFailure } from '../../proxy-core/engine/types.ts'
 import { createHttp1Invoker } from '../../proxy-core/http/http1-client.ts'
 import { createHttpInvoker } from '../../proxy-core/invokers/http-invoker.ts'
-import { createUndiciInvoker } from '../../proxy-core/invokers/http-undici.ts'
 import { createTlsMaterial } from '../../proxy-core/tls/index.ts'
 import { attempt, endpoint } from '../helpers/attempt.ts'
-import { makeCa, makeTlsDir } from '../helpers/certs.ts'
+import { makeCa, makeLeaf, makeTlsDir } from '../helpers/certs.ts'
 import { createGate } from '../helpers/gate.ts'
 
 async function text(body: MeshBody): Promise<string> {
@@ -96,10 +95,7 @@ afterAll(async () => {
   await new Promise<void>((r) => server.close(() => r()))
 })
 
-const invokers = [
-  { name: 'meshgate http1', create: () => createHttp1Invoker() },
-  { name: 'undici', create: () => createUndiciInvoker() },
-]
+const invokers = [{ name: 'meshgate http1', create: () => createHttp1Invoker() }]
 
 describe.each(invokers)('$name invoker', ({ create }) => {
   const invoker = create()
@@ -238,7 +234,7 @@ describe('the sidecar invoker', () => {
           ca: readFileSync(ca.cert),
           requestCert: true,
           rejectUnauthorized: true,
-          // The upstream would speak HTTP/2; the client offers only http/1.1 (h2 comes with issue 19).
+          // The upstream speaks HTTP/2 too; an HTTP/1.1 target's client offers only http/1.1.
           allowHTTP1: true,
         },
         (req, res) => {
@@ -272,6 +268,104 @@ describe('the sidecar invoker', () => {
       material.close()
       await tls.close()
       await new Promise<void>((r) => (h2 ? h2.close(() => r()) : r()))
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('reaches an HTTP/2 TLS upstream for a protocol: http2 target: h2 by ALPN, client certificate, trailers', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'meshgate-tls-'))
+    const servers: Http2SecureServer[] = []
+    const closers: (() => Promise<void>)[] = []
+    const serials: string[] = []
+    const ca = makeCa(dir, 'mesh')
+    const other = makeCa(dir, 'other')
+    const server = makeTlsDir(join(dir, 'server'), ca, 'upstream', ['IP:127.0.0.1'])
+    const stranger = makeTlsDir(join(dir, 'stranger'), other, 'upstream', ['IP:127.0.0.1'])
+    const client = makeTlsDir(join(dir, 'client'), ca, 'caller', ['DNS:caller'])
+    const material = createTlsMaterial(client, { watch: false })
+    const invoker = createHttpInvoker({ tls: material })
+    const h2Target = (origin: string): Endpoint => {
+      const base = endpoint(origin).target
+      if (base.kind !== 'http') throw new Error('an http target expected')
+      return { id: origin, target: { ...base, protocol: 'http2' } }
+    }
+    async function listen(files: { key: string; cert: string }, allowHTTP1: boolean): Promise<string> {
+      const srv = createSecureServer(
+        {
+          key: readFileSync(files.key),
+          cert: readFileSync(files.cert),
+          ca: readFileSync(ca.cert),
+          requestCert: true,
+          rejectUnauthorized: true,
+          allowHTTP1,
+        },
+        (req, res) => {
+          const socket = req.socket as TLSSocket
+          const peer = socket.getPeerCertificate()
+          const cn = peer.subject?.CN as string | undefined
+          serials.push(peer.serialNumber)
+          res.addTrailers({ 'x-seen': `${req.httpVersion} ${req.headers[':scheme']} ${cn}` })
+          res.end(`hello over ${req.httpVersion}`)
+        },
+      )
+      servers.push(srv)
+      await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r))
+      return `https://127.0.0.1:${(srv.address() as AddressInfo).port}`
+    }
+    try {
+      const good = await listen(server, false)
+      for (let i = 0; i < 2; i++) {
+        const res = await invoker.invoke(attempt(), h2Target(good), new AbortController().signal)
+        expect(res.status).toBe(200)
+        expect(await text(res.body)).toBe('hello over 2.0')
+        expect((await res.trailers)?.['x-seen']).toMatch(/^2\.0 https caller/)
+      }
+      // Both calls on one session.
+      expect(invoker.stats()[`${good} mutual  (h2)`]).toMatchObject({ connected: 1 })
+      expect(serials[1]).toBe(client.leaf.serial)
+
+      // The client certificate rotates: the next call goes on a new session, with the new certificate.
+      const rotated = makeLeaf(dir, ca, 'caller-next', ['DNS:caller'], { cert: client.cert, key: client.key })
+      expect(material.reload()).toBe(true)
+      const after = await invoker.invoke(attempt(), h2Target(good), new AbortController().signal)
+      expect(await text(after.body)).toBe('hello over 2.0')
+      expect(serials.at(-1)).toBe(rotated.serial)
+      expect(serials.at(-1)).not.toBe(client.leaf.serial)
+
+      // A server whose certificate comes from another CA: refused before any request goes out.
+      const bad = await listen(stranger, false)
+      const refused = await invoker.invoke(attempt(), h2Target(bad), new AbortController().signal).then(
+        () => 'answered',
+        (e: UpstreamFailure) => `${e.kind}: ${e.message}`,
+      )
+      expect(refused).toMatch(/^connect-failure: .*unable to verify the first certificate/)
+
+      // A server that speaks only HTTP/1.1 over TLS and does no ALPN: no h2, a clear failure. (One that
+      // does ALPN without h2 ends the handshake itself, with a no_application_protocol alert.)
+      const h1Sockets: TLSSocket[] = []
+      const h1 = createTlsServer(
+        { key: readFileSync(server.key), cert: readFileSync(server.cert) },
+        (socket) => {
+          h1Sockets.push(socket)
+          socket.end('HTTP/1.1 400 Bad Request\r\n\r\n')
+        },
+      )
+      closers.push(() => {
+        for (const socket of h1Sockets) socket.destroy()
+        return new Promise<void>((r) => h1.close(() => r()))
+      })
+      await new Promise<void>((r) => h1.listen(0, '127.0.0.1', r))
+      const h1Origin = `https://127.0.0.1:${(h1.address() as AddressInfo).port}`
+      const noH2 = await invoker.invoke(attempt(), h2Target(h1Origin), new AbortController().signal).then(
+        () => 'answered',
+        (e: UpstreamFailure) => `${e.kind}: ${e.message}`,
+      )
+      expect(noH2).toMatch(/^connect-failure: .*did not negotiate h2 by ALPN/)
+    } finally {
+      material.close()
+      await invoker.close()
+      for (const srv of servers) await new Promise<void>((r) => srv.close(() => r()))
+      for (const close of closers) await close()
       rmSync(dir, { recursive: true, force: true })
     }
   })
