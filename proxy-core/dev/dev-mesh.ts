@@ -9,11 +9,9 @@
 // command.ts does those.
 import type { Socket as UdpSocket } from 'node:dgram'
 import { createSocket } from 'node:dgram'
-import type { FSWatcher } from 'node:fs'
-import { watch } from 'node:fs'
 import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { basename, dirname, join } from 'node:path'
+import { basename, join } from 'node:path'
 import { ConfigError, loadConfigFile, loadConfigText } from '../config/load.ts'
 import { createLiveConfig, type LiveConfig, openConfigSource } from '../config-source/index.ts'
 import { appConfigMeshSchema } from '../control/appconfig-schema.ts'
@@ -52,7 +50,6 @@ import type { TrafficGenerator, TrafficStats } from './traffic.ts'
 import { createTrafficGenerator } from './traffic.ts'
 
 /** Several file events come per save; one reload per burst (ms). */
-const WATCH_DEBOUNCE_MS = 150
 /** A fault switched on where the user's file had none: half the requests fail, plainly visible. */
 export const DEFAULT_FAULT = { abort: { percent: 50, status: 503 } } as const
 /** Sidecars drain at most this long on shutdown (ms): dev traffic is disposable. */
@@ -604,9 +601,8 @@ async function start(
   }
 
   // A save of the mirrored file: published as it is (a refused one stays in the file, to be fixed).
-  async function onDerivedFileChange(): Promise<void> {
-    const text = await readFile(derivedFile, 'utf8').catch(() => undefined)
-    if (text === undefined || text === current().text) return
+  async function onDerivedFileChange(text: string): Promise<void> {
+    if (text === current().text) return
     let doc: RawDoc
     try {
       doc = parseRawDoc(text)
@@ -618,10 +614,10 @@ async function start(
   }
 
   // The user's own file: re-derived and published (dashboard edits start over).
-  async function onUserFileChange(): Promise<void> {
+  async function onUserFileChange(text: string): Promise<void> {
     let config: MeshConfig
     try {
-      config = await loadConfigFile(opts.file)
+      config = await loadConfigText(text, opts.file)
     } catch (err) {
       if (!(err instanceof ConfigError)) throw err
       opts.notice(`${opts.file} refused, still running the previous config:\n${err.message}`)
@@ -636,7 +632,7 @@ async function start(
           'restart meshgate dev to start them',
       )
     }
-    userDoc = parseRawDoc(await readFile(opts.file, 'utf8'))
+    userDoc = parseRawDoc(text)
     const byKey = new Map(plan.instances.map((i) => [`${i.service}/${i.target}/${i.endpoint}`, i.id]))
     const samePlan: DevPlan = {
       lambdas: next.lambdas,
@@ -648,32 +644,30 @@ async function start(
     await publish(deriveDoc(userDoc, samePlan, urlOf), { description: `${basename(opts.file)} changed` })
   }
 
-  const watchers: FSWatcher[] = []
-  cleanups.push(() => {
-    for (const w of watchers) w.close()
-  })
-  function watchFile(file: string, onChange: () => void): void {
-    const name = basename(file)
-    let timer: NodeJS.Timeout | undefined
-    try {
-      const w = watch(dirname(file), (_event, changed) => {
-        if (changed !== null && changed !== name) return
-        clearTimeout(timer)
-        timer = setTimeout(onChange, WATCH_DEBOUNCE_MS)
-      })
-      w.on('error', () => {})
-      watchers.push(w)
-      cleanups.push(() => clearTimeout(timer))
-    } catch (err) {
-      opts.notice(`cannot watch ${file}: ${String(err)}`)
-    }
+  // Both files through the file source, which reads a file only whole: an atomic rename at once, an
+  // in-place write once it has settled (issue 16 class 5: a first piece that is valid YAML without
+  // the last service is never published). Its first check is the version already running.
+  async function watchFile(
+    file: string,
+    onText: (text: string) => Promise<void>,
+    what: string,
+  ): Promise<void> {
+    const source = openConfigSource(file, { log: opts.notice })
+    cleanups.push(() => source.close())
+    await source.check().catch(() => undefined)
+    let chain: Promise<void> = Promise.resolve()
+    const stop = source.watch?.(() => {
+      chain = chain
+        .then(async () => {
+          const version = await source.check()
+          if (version !== undefined) await onText(version.text)
+        })
+        .catch((err: unknown) => opts.notice(`${what} failed: ${String(err)}`))
+    })
+    if (stop) cleanups.push(stop)
   }
-  watchFile(derivedFile, () => {
-    onDerivedFileChange().catch((err: unknown) => opts.notice(`publish failed: ${String(err)}`))
-  })
-  watchFile(opts.file, () => {
-    onUserFileChange().catch((err: unknown) => opts.notice(`reload failed: ${String(err)}`))
-  })
+  await watchFile(derivedFile, onDerivedFileChange, 'publish')
+  await watchFile(opts.file, onUserFileChange, 'reload')
 
   // ------------------------------------------------------------------------------------------
   // The dashboard.
