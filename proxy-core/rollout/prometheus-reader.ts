@@ -2,9 +2,10 @@
 //  - a Prometheus server's HTTP query API (`/api/v1/query`): `increase(...[W])` over the window, and
 //    `histogram_quantile(0.99, ...)` for the p99, evaluated at the window's end;
 //  - the sidecars' own `/metrics` (no server): scraped and summed over every URL, then differenced
-//    against the first scrape of the window, since the counters are cumulative. That baseline lives
-//    in this process: a restarted controller starts the window's count again from its first scrape
-//    (it waits longer; it never decides on less).
+//    against a scrape at the window's start (the one that decided the last step), else the window's
+//    first scrape, since the counters are cumulative. That baseline lives in this process: a
+//    restarted controller starts the window's count again from its first scrape (it waits longer; it
+//    never decides on less).
 import type { TargetSeries } from './analysis.ts'
 import type { MetricReader, SeriesKey } from './metric-reader.ts'
 
@@ -145,20 +146,38 @@ export function createScrapeReader(opts: { urls: readonly string[] }): MetricRea
 
 /**
  * Cumulative Prometheus texts from anywhere (scraped, or formatted from in-process registries by
- * `meshgate dev`), summed over the texts and differenced against the window's first read.
+ * `meshgate dev`), summed over the texts and differenced against a read at the window's start.
+ *
+ * That baseline is the last read taken at or after the window's start: the controller reads the old
+ * window at the very instant it starts the next step (`stepStartedAt` is that read's end), so the
+ * next window counts from there and its first look already has numbers. Without such a read (a
+ * controller that starts mid-window, or a read older than the window) the window's first read is the
+ * baseline and counts nothing yet: the count never includes requests from before the window.
  */
 export function createTextReader(name: string, texts: () => Promise<readonly string[]>): MetricReader {
   const baselines = new Map<string, { start: number; totals: Totals }>()
+  /** Per series, the totals of the newest read and when it was taken (its window's end). */
+  const lastRead = new Map<string, { at: number; totals: Totals }>()
   return {
     name,
-    async read(keys, startMs) {
+    async read(keys, startMs, endMs) {
       const samples = (await texts()).flatMap(parsePrometheusText)
       return keys.map((k): TargetSeries => {
         const now = totalsOf(samples, k)
         const id = `${k.mesh}/${k.service}/${k.route}/${k.target}`
-        const base = baselines.get(id)
-        // A new window, or a counter that went down (a sidecar restarted): count from here.
-        if (!base || base.start !== startMs || now.requests < base.totals.requests) {
+        const previous = lastRead.get(id)
+        lastRead.set(id, { at: endMs, totals: now })
+        let base = baselines.get(id)
+        if (!base || base.start !== startMs) {
+          // A new window: from the read at its start when there is one, else from this read.
+          base = {
+            start: startMs,
+            totals: previous !== undefined && previous.at >= startMs ? previous.totals : now,
+          }
+          baselines.set(id, base)
+        }
+        // A counter that went down (a sidecar restarted): count from here.
+        if (now.requests < base.totals.requests) {
           baselines.set(id, { start: startMs, totals: now })
           return { requests: [0], errors: [0], p99Ms: [] }
         }

@@ -91,6 +91,36 @@ describe('Prometheus readers', () => {
     expect(w!.p99Ms[0]).toBeGreaterThan(200)
   })
 
+  it('sidecars: the next window counts from the read that ended the last one, not from its own first look', async () => {
+    const registry = createMetricsRegistry()
+    const v2 = registry.get('shop', 'reviews', 'default', 'v2')
+    const v1 = registry.get('shop', 'reviews', 'default', 'v1')
+    text = formatPrometheus(registry)
+    const reader = await createMetricReader(`sidecars:${url}`)
+    await reader.read([key('v2'), key('v1')], 1000, 2000)
+    for (let i = 0; i < 7; i++) v2.recordRequest(200, 5, 0, false)
+    text = formatPrometheus(registry)
+    // The controller decides on this read and starts the next step at its end (3000).
+    const [decided] = await reader.read([key('v2'), key('v1')], 1000, 3000)
+    expect(decided!.requests).toEqual([7])
+    for (let i = 0; i < 5; i++) v2.recordRequest(200, 5, 0, false)
+    for (let i = 0; i < 3; i++) v1.recordRequest(500, 5, 0, false)
+    text = formatPrometheus(registry)
+    const [c, s] = await reader.read([key('v2'), key('v1')], 3000, 4000)
+    expect(c!.requests).toEqual([5])
+    expect(s!.requests).toEqual([3])
+    expect(s!.errors).toEqual([3])
+    // A window that starts after the newest read has no read at its start: its first look counts nothing.
+    for (let i = 0; i < 4; i++) v2.recordRequest(200, 5, 0, false)
+    text = formatPrometheus(registry)
+    const [late] = await reader.read([key('v2')], 4500, 5000)
+    expect(late!.requests).toEqual([0])
+    v2.recordRequest(200, 5, 0, false)
+    text = formatPrometheus(registry)
+    const [next] = await reader.read([key('v2')], 4500, 6000)
+    expect(next!.requests).toEqual([1])
+  })
+
   it('parses labels with escapes and skips what it cannot read', () => {
     const s = parsePrometheusText(
       '# HELP x\nmeshgate_requests_total{mesh="a\\"b",service="s",code_class="5xx"} 3\nbroken{ 1\nup 1 1700000000\n',
