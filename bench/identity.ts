@@ -182,6 +182,8 @@ interface Contender {
   port: number
   pid: number
   stop(): void
+  /** Resolves when the process has exited. */
+  exited: Promise<void>
 }
 
 async function startSidecar(
@@ -231,6 +233,10 @@ async function startSidecar(
     stop: () => {
       if (child.exitCode === null && child.signalCode === null) process.kill(child.pid!, 'SIGTERM')
     },
+    exited: new Promise<void>((r) => {
+      if (child.exitCode !== null || child.signalCode !== null) r()
+      else child.once('exit', () => r())
+    }),
   }
 }
 
@@ -291,6 +297,9 @@ console.log(`on / off per round: ${ratios.map((x) => x.toFixed(2)).join(' / ')}`
 if (rps.base !== undefined)
   console.log(`off / base per round: ${rps.off!.map((x, i) => (x / rps.base![i]!).toFixed(2)).join(' / ')}`)
 
+// The sidecars drain (nothing is in flight) and exit; their pipes would otherwise keep this alive.
+for (const c of contenders) c.stop()
+await Promise.all(contenders.map((c) => c.exited))
 app.close()
 await idp.close()
 await new Promise((r) => setTimeout(r, 500))
