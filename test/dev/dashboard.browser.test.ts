@@ -1,57 +1,28 @@
 // The dashboard in a real browser: headless Chromium (Debian's /usr/bin/chromium) driven by
 // playwright-core. The page shows every Bookinfo service on the graph; moving the canary's slider
 // rewrites the running config, and the observed split follows under generated traffic.
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
-import type { Browser, BrowserContext } from 'playwright-core'
-import { chromium } from 'playwright-core'
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { ARTIFACTS, type Chromium, launchChromium } from '../helpers/chromium.ts'
 import { type DevProcess, eventually, startDev } from './dev-process.ts'
-
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
-const ARTIFACTS = resolve(import.meta.dirname, '..', '..', 'test-artifacts')
-const FLAGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--no-first-run',
-  '--disable-sync',
-]
 
 describe('meshgate dev dashboard (Chromium)', () => {
   let dev: DevProcess | undefined
-  let context: BrowserContext | undefined
-  let browser: Browser | undefined
-  let profile: string | undefined
+  let chromium: Chromium | undefined
 
   beforeAll(async () => {
-    // Never skipped: CI installs Debian's chromium (apt-get install -y chromium).
-    if (!existsSync(CHROMIUM)) {
-      throw new Error(`Chromium not found at ${CHROMIUM}: install it with \`apt-get install -y chromium\``)
-    }
     dev = await startDev(['--port', '0', '--dashboard', '0', '--traffic-rate', '50'])
-    profile = mkdtempSync(join(tmpdir(), 'meshgate-chromium-'))
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: FLAGS,
-      viewport: { width: 1400, height: 1200 },
-    })
-    browser = context.browser() ?? undefined
+    chromium = await launchChromium({ width: 1400, height: 1200 })
   }, 60_000)
 
   afterAll(async () => {
-    await context?.close()
-    await browser?.close()
+    await chromium?.close()
     await dev?.stop()
-    if (profile) rmSync(profile, { recursive: true, force: true })
   })
 
   it('shows the graph, moves the canary with its slider, and the observed split follows', async () => {
-    const page = await context!.newPage()
+    const page = await chromium!.context.newPage()
     await page.goto(dev!.dashboard)
     for (const service of ['gateway', 'productpage', 'details', 'reviews', 'ratings']) {
       await page.locator(`#graph .node[data-service="${service}"]`).waitFor({ timeout: 15_000 })

@@ -2,58 +2,31 @@
 // playwright-core): `meshgate dev` runs a mesh whose reviews route carries a rollout block (the Lambda
 // reviews-v1 replaced by the container reviews-v3); the Rollouts panel shows each step, both targets'
 // numbers over the step's window, and the decision log, up to the promotion.
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
-import type { Browser, BrowserContext } from 'playwright-core'
-import { chromium } from 'playwright-core'
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type DevProcess, eventually, startDev } from '../dev/dev-process.ts'
+import { ARTIFACTS, type Chromium, launchChromium } from '../helpers/chromium.ts'
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
-const ARTIFACTS = resolve(import.meta.dirname, '..', '..', 'test-artifacts')
 const FIXTURE = 'test/rollout/fixtures/dev-rollout.yaml'
-const FLAGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--no-first-run',
-  '--disable-sync',
-]
 
 describe('meshgate dev dashboard: a rollout (Chromium)', () => {
   let dev: DevProcess | undefined
-  let context: BrowserContext | undefined
-  let browser: Browser | undefined
-  let profile: string | undefined
+  let chromium: Chromium | undefined
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) {
-      throw new Error(`Chromium not found at ${CHROMIUM}: install it with \`apt-get install -y chromium\``)
-    }
     // No traffic until the page is up: the rollout waits at step 1 for its requests.
     dev = await startDev([FIXTURE, '--port', '0', '--dashboard', '0', '--traffic-rate', '40', '--no-traffic'])
-    profile = mkdtempSync(join(tmpdir(), 'meshgate-chromium-'))
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: FLAGS,
-      viewport: { width: 1400, height: 1400 },
-    })
-    browser = context.browser() ?? undefined
+    chromium = await launchChromium({ width: 1400, height: 1400 })
   }, 60_000)
 
   afterAll(async () => {
-    await context?.close()
-    await browser?.close()
+    await chromium?.close()
     await dev?.stop()
-    if (profile) rmSync(profile, { recursive: true, force: true })
   })
 
   it('shows the step, both targets and the decisions, up to the promotion', async () => {
-    const page = await context!.newPage()
+    const page = await chromium!.context.newPage()
     await page.goto(dev!.dashboard)
     const card = page.locator('.rollout[data-service="reviews"][data-route="migrate"]')
     await card.waitFor({ timeout: 20_000 })
