@@ -35,6 +35,7 @@ import {
 import { HeadRefusal, parseRequestHead } from './http1-request.ts'
 import { createHttp2Edge, type Http2Edge, type Http2Limits, sniffPreface } from './http2-server.ts'
 import { DEFAULT_EDGE_TIMEOUTS, type EdgeTimeouts, MAX_BUFFERED_BODY, MAX_HEADER_BYTES } from './limits.ts'
+import { pump } from './pump.ts'
 import { httpDate, refusalText, statusLine } from './refusal.ts'
 import {
   HandshakeFailures,
@@ -310,61 +311,24 @@ class Exchange implements DownstreamRequest {
  * the `length` it declared (-1: none), which would corrupt the connection's next response. The caller
  * then closes the connection.
  */
-function pipeBody(src: Readable, socket: Socket, chunked: boolean, length: number): Promise<void> {
+async function pipeBody(src: Readable, socket: Socket, chunked: boolean, length: number): Promise<void> {
   let sent = 0
-  return new Promise<void>((resolve, reject) => {
-    const onData = (piece: Buffer) => {
-      if (piece.length === 0) return
-      sent += piece.length
-      if (length >= 0 && sent > length) {
-        onError(new Error('response body longer than its content-length'))
-        return
-      }
-      let more: boolean
-      if (chunked) {
-        socket.cork()
-        socket.write(`${piece.length.toString(16)}\r\n`, 'latin1')
-        socket.write(piece)
-        more = socket.write('\r\n', 'latin1')
-        socket.uncork()
-      } else more = socket.write(piece)
-      if (!more) {
-        src.pause()
-        socket.once('drain', onDrain)
-      }
-    }
-    const onDrain = () => src.resume()
-    const cleanup = () => {
-      src.off('data', onData)
-      src.off('end', onEnd)
-      src.off('error', onError)
-      socket.off('close', onClose)
-      socket.off('drain', onDrain)
-    }
-    const onEnd = () => {
-      cleanup()
-      if (length >= 0 && sent !== length) {
-        reject(new Error('response body shorter than its content-length'))
-        return
-      }
-      if (chunked) socket.write('0\r\n\r\n', 'latin1')
-      resolve()
-    }
-    const onError = (err: Error) => {
-      cleanup()
-      src.destroy()
-      reject(err)
-    }
-    const onClose = () => {
-      cleanup()
-      src.destroy()
-      reject(new Error('client closed the connection before the response was complete'))
-    }
-    src.on('data', onData)
-    src.once('end', onEnd)
-    src.once('error', onError)
-    socket.once('close', onClose)
+  const outcome = await pump(src, socket, (piece) => {
+    if (piece.length === 0) return true
+    sent += piece.length
+    if (length >= 0 && sent > length) throw new Error('response body longer than its content-length')
+    if (!chunked) return socket.write(piece)
+    socket.cork()
+    socket.write(`${piece.length.toString(16)}\r\n`, 'latin1')
+    socket.write(piece)
+    const more = socket.write('\r\n', 'latin1')
+    socket.uncork()
+    return more
   })
+  if (outcome === 'closed') throw new Error('client closed the connection before the response was complete')
+  if (outcome instanceof Error) throw outcome
+  if (length >= 0 && sent !== length) throw new Error('response body shorter than its content-length')
+  if (chunked) socket.write('0\r\n\r\n', 'latin1')
 }
 
 class Conn implements PieceSink {

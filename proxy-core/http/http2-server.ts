@@ -32,6 +32,7 @@ import { readableOf } from './body-stream.ts'
 import { connectionTokens, dropHeader } from './header-policy.ts'
 import type { DownstreamHandler, DownstreamRequest } from './http1-server.ts'
 import { MAX_BUFFERED_BODY, MAX_HEADER_BYTES, MAX_HEADER_COUNT } from './limits.ts'
+import { pump } from './pump.ts'
 
 /** The client connection preface (RFC 9113 §3.4). */
 export const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1')
@@ -323,44 +324,12 @@ class SessionTls {
 }
 
 /** Copies `src` into the stream with backpressure; a broken source resets the stream (INTERNAL_ERROR). */
-function pipeToStream(src: Readable, stream: ServerHttp2Stream): Promise<void> {
-  return new Promise<void>((resolve) => {
-    const onData = (piece: Buffer) => {
-      if (!stream.write(piece)) {
-        src.pause()
-        stream.once('drain', onDrain)
-      }
-    }
-    const onDrain = () => src.resume()
-    const cleanup = () => {
-      src.off('data', onData)
-      src.off('end', onEnd)
-      src.off('error', onError)
-      stream.off('close', onClose)
-      stream.off('drain', onDrain)
-    }
-    const onEnd = () => {
-      cleanup()
-      stream.end()
-      resolve()
-    }
-    const onError = () => {
-      cleanup()
-      src.destroy()
-      if (!stream.closed) stream.close(NGHTTP2_INTERNAL_ERROR)
-      resolve()
-    }
-    const onClose = () => {
-      // The client reset the stream or went away: the upstream's stream goes with it.
-      cleanup()
-      src.destroy()
-      resolve()
-    }
-    src.on('data', onData)
-    src.once('end', onEnd)
-    src.once('error', onError)
-    stream.once('close', onClose)
-  })
+async function pipeToStream(src: Readable, stream: ServerHttp2Stream): Promise<void> {
+  const outcome = await pump(src, stream, (piece) => stream.write(piece))
+  if (outcome === 'end') stream.end()
+  // A broken source resets the stream; a closed one was the client's reset or its going away, and
+  // the upstream's stream went with it (pump destroyed the source).
+  else if (outcome instanceof Error && !stream.closed) stream.close(NGHTTP2_INTERNAL_ERROR)
 }
 
 export function createHttp2Edge(
