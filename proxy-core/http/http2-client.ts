@@ -28,6 +28,7 @@ import { FailureKinds, UpstreamFailure } from '../engine/types.ts'
 import { readableOf } from './body-stream.ts'
 import { connectionTokens, dropHeader, keepTe } from './header-policy.ts'
 import type { PoolStats } from './http1-client.ts'
+import { drainOrClose } from './pump.ts'
 import type { TlsConnectPolicy } from './tls-client.ts'
 import { upstreamFailure } from './upstream-failure.ts'
 
@@ -487,15 +488,7 @@ async function writeBody(stream: ClientHttp2Stream, req: AttemptRequest): Promis
   for await (const piece of src) {
     if (stream.closed || stream.destroyed) return
     if (!stream.write(piece)) {
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          stream.off('drain', done)
-          stream.off('close', done)
-          resolve()
-        }
-        stream.on('drain', done)
-        stream.on('close', done)
-      })
+      await drainOrClose(stream)
     }
   }
   if (!stream.closed) stream.end()

@@ -1,5 +1,6 @@
 // One copy loop for a response body into a connection or a stream, with backpressure: the HTTP/1.1
-// server's (framing on top) and the HTTP/2 server's. Every way out removes the same listeners.
+// server's (framing on top) and the HTTP/2 server's. Every way out removes the same listeners. And
+// the clients' wait on a full request stream (`drainOrClose`).
 
 import type { EventEmitter } from 'node:events'
 import type { Readable } from 'node:stream'
@@ -47,5 +48,18 @@ export function pump(
     src.once('end', onEnd)
     src.once('error', onError)
     dst.once('close', onClose)
+  })
+}
+
+/** A writable that returned false: resolves on its 'drain', or on its 'close' (then stop writing). */
+export function drainOrClose(w: EventEmitter): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      w.off('drain', done)
+      w.off('close', done)
+      resolve()
+    }
+    w.on('drain', done)
+    w.on('close', done)
   })
 }

@@ -16,6 +16,7 @@ import type {
 import { FailureKinds, UpstreamFailure } from '../engine/types.ts'
 import { endWhole } from '../http/body-stream.ts'
 import { forwardedCopy } from '../http/header-policy.ts'
+import { drainOrClose } from '../http/pump.ts'
 import { upstreamFailure } from '../http/upstream-failure.ts'
 
 export interface NodeHttpInvokerOptions {
@@ -180,15 +181,7 @@ async function writeBody(creq: ClientRequest, body: MeshBody): Promise<void> {
   for await (const chunk of body) {
     if (creq.destroyed) return
     if (!creq.write(chunk)) {
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          creq.off('drain', done)
-          creq.off('close', done)
-          resolve()
-        }
-        creq.once('drain', done)
-        creq.once('close', done)
-      })
+      await drainOrClose(creq)
     }
   }
   creq.end()
