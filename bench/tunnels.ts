@@ -135,15 +135,7 @@ async function main() {
   const stopAll = () => Promise.all(started.map((p) => stopProcess(p)))
   process.on('SIGINT', () => void stopAll().then(() => process.exit(130)))
   try {
-    const [wsUp, tcpUp, hWs, hTcp, mOut, mAdmin, mTcp] = (await freePorts(7)) as [
-      number,
-      number,
-      number,
-      number,
-      number,
-      number,
-      number,
-    ]
+    const [wsUp, tcpUp, hWs, hTcp, mOut, mAdmin, mTcp] = await freePorts(7)
     const peers = spawnPinned('upstream', serverCpu, process.execPath, [
       join(ROOT, 'bench', 'tunnel-peers.ts'),
       String(wsUp),

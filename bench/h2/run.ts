@@ -49,16 +49,7 @@ const LOAD_CPU = cpus.length > 1 ? cpus[1]! : null
 
 const dir = mkdtempSync(join(tmpdir(), 'meshgate-h2bench-'))
 const started: Started[] = []
-const [h2Up, grpcUp, hapH2, hapGrpc, ngxH2, ngxGrpc, mgPort, mgAdmin] = (await freePorts(8)) as [
-  number,
-  number,
-  number,
-  number,
-  number,
-  number,
-  number,
-  number,
-]
+const [h2Up, grpcUp, hapH2, hapGrpc, ngxH2, ngxGrpc, mgPort, mgAdmin] = await freePorts(8)
 
 async function waitListening(port: number, what: string): Promise<void> {
   const { connect } = await import('node:net')

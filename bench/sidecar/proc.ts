@@ -285,8 +285,15 @@ export async function runBounded(
   return { code, stdout, stderr }
 }
 
+/** `n` numbers as a tuple when `n` is a literal, so `const [a, b] = await freePorts(2)` is typed. */
+type Ports<N extends number, T extends number[] = []> = number extends N
+  ? number[]
+  : T['length'] extends N
+    ? T
+    : Ports<N, [...T, number]>
+
 /** Free loopback TCP ports, found by binding port 0; they are released before the servers bind them. */
-export async function freePorts(n: number): Promise<number[]> {
+export async function freePorts<N extends number>(n: N): Promise<Ports<N>> {
   const servers = await Promise.all(
     Array.from(
       { length: n },
@@ -304,7 +311,7 @@ export async function freePorts(n: number): Promise<number[]> {
     return a.port
   })
   await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))))
-  return ports
+  return ports as Ports<N>
 }
 
 /**

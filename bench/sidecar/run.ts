@@ -362,16 +362,7 @@ async function main(): Promise<number> {
   let meshgateStats: unknown
   let profile: string | undefined
   try {
-    const [upA, upB, haproxyPort, nginxPort, mgPort, mgAdmin, basePort, baseAdmin] = (await freePorts(8)) as [
-      number,
-      number,
-      number,
-      number,
-      number,
-      number,
-      number,
-      number,
-    ]
+    const [upA, upB, haproxyPort, nginxPort, mgPort, mgAdmin, basePort, baseAdmin] = await freePorts(8)
     const upstream = startUpstream(dir, serverCpu, [upA, upB])
     servers.push(upstream)
     await waitReady(upstream)
