@@ -2,21 +2,15 @@
 // validator refuses (a gRPC route to a Lambda function or to an HTTP/1.1-only target).
 
 import { describe, expect, it } from 'vitest'
-import { ConfigError, loadConfigText } from '../../proxy-core/config/load.ts'
+import { loadConfigText } from '../../proxy-core/config/load.ts'
 import { compileMesh } from '../../proxy-core/engine/compile.ts'
 import { grpcStatusFor, MeshError } from '../../proxy-core/engine/errors.ts'
 import { formatGrpcTimeout, isGrpcRequest, parseGrpcTimeout } from '../../proxy-core/engine/grpc.ts'
 import { createRetryPolicy } from '../../proxy-core/engine/retry-policy.ts'
+import { configProblems, withPosition } from './problems.ts'
 
-async function problemsOf(text: string): Promise<string[]> {
-  try {
-    await loadConfigText(text, 'mesh.yaml')
-  } catch (e) {
-    if (e instanceof ConfigError)
-      return e.problems.map((p) => `${p.line}:${p.column} ${p.path}: ${p.message}`)
-    throw e
-  }
-  return []
+function problemsOf(text: string): Promise<string[]> {
+  return configProblems(text, 'mesh.yaml', withPosition)
 }
 
 const GRPC_MESH = `

@@ -3,16 +3,10 @@ import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { ConfigError, loadConfigFile, loadConfigText } from '../../proxy-core/config/load.ts'
 import { compileMesh } from '../../proxy-core/engine/compile.ts'
+import { configProblems, withPosition } from './problems.ts'
 
-async function problemsOf(text: string, source = 'mesh.yaml') {
-  try {
-    await loadConfigText(text, source)
-  } catch (e) {
-    if (e instanceof ConfigError)
-      return e.problems.map((p) => `${p.line}:${p.column} ${p.path}: ${p.message}`)
-    throw e
-  }
-  return []
+function problemsOf(text: string, source = 'mesh.yaml'): Promise<string[]> {
+  return configProblems(text, source, withPosition)
 }
 
 describe('loadConfig', () => {

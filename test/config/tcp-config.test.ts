@@ -2,16 +2,11 @@
 // with its FILE:LINE:COL, path and message.
 
 import { describe, expect, it } from 'vitest'
-import { ConfigError, formatProblem, loadConfigText } from '../../proxy-core/config/load.ts'
+import { formatProblem, loadConfigText } from '../../proxy-core/config/load.ts'
+import { configProblems } from './problems.ts'
 
-async function problems(yaml: string): Promise<string[]> {
-  try {
-    await loadConfigText(yaml, 'mesh.yaml')
-  } catch (e) {
-    if (e instanceof ConfigError) return e.problems.map(formatProblem)
-    throw e
-  }
-  return []
+function problems(yaml: string): Promise<string[]> {
+  return configProblems(yaml, 'mesh.yaml', formatProblem)
 }
 
 describe('tcp services in the config', () => {

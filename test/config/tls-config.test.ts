@@ -2,20 +2,15 @@
 // https ones, and the message each contradiction gets.
 
 import { describe, expect, it } from 'vitest'
-import { ConfigError, loadConfigText } from '../../proxy-core/config/load.ts'
+import { loadConfigText } from '../../proxy-core/config/load.ts'
+import { configProblems, pathAndMessage } from './problems.ts'
 
 function mesh(target: unknown): string {
   return JSON.stringify({ version: 1, mesh: 'm', services: { web: { targets: { v1: target } } } })
 }
 
-async function problemsOf(target: unknown): Promise<string[]> {
-  try {
-    await loadConfigText(mesh(target), 'mesh.json')
-  } catch (e) {
-    if (e instanceof ConfigError) return e.problems.map((p) => `${p.path}: ${p.message}`)
-    throw e
-  }
-  return []
+function problemsOf(target: unknown): Promise<string[]> {
+  return configProblems(mesh(target), 'mesh.json', pathAndMessage)
 }
 
 async function targetOf(target: unknown) {
